@@ -1,0 +1,42 @@
+"""Shared fixtures: real images from scikit-image and the optional ../shared/data folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    """scikit-image's astronaut.png (a person, 512x512 RGB)."""
+    from skimage import data
+
+    return np.ascontiguousarray(data.astronaut())
+
+
+@pytest.fixture(scope="session")
+def chelsea() -> np.ndarray:
+    """scikit-image's chelsea.png (a cat, 451x300 RGB): a face no human detector finds."""
+    from skimage import data
+
+    return np.ascontiguousarray(data.chelsea())
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real-data folder beside the repository; tests using it skip when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not present")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def random_face() -> np.ndarray:
+    """68 points spread inside a 512x512 image (valid for file round trips, not a face shape)."""
+    rng = np.random.default_rng(0)
+    return rng.uniform(20, 490, size=(68, 2)).astype(np.float32)
