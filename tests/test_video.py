@@ -25,8 +25,19 @@ def _gradient_frames(n: int, w: int = 64, h: int = 48) -> list[np.ndarray]:
 
 def _tone(path: Path, seconds: float) -> Path:
     """A sine tone made by the same ffmpeg binary faceshot uses (real audio, no fixtures)."""
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i",
-           f"sine=frequency=440:duration={seconds}", "-c:a", "aac", str(path)]  # fmt: skip
+    cmd = [
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        f"sine=frequency=440:duration={seconds}",
+        "-c:a",
+        "aac",
+        str(path),
+    ]
     subprocess.run(cmd, check=True)
     return path
 

@@ -36,6 +36,12 @@ def check_output_path(path: str | os.PathLike[str], *, overwrite: bool = True) -
     return out
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 @contextmanager
 def atomic_output(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it to ``path`` on success.
@@ -53,6 +59,7 @@ def atomic_output(path: str | os.PathLike[str], *, overwrite: bool = True) -> It
         yield tmp
         if not tmp.exists() or tmp.stat().st_size == 0:
             raise MediaError(f"writing {out} produced no data")
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)

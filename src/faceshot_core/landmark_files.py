@@ -9,7 +9,7 @@ Formats (see ``docs/landmark-format.md`` for the full description):
 * ``.json`` - faceshot's own, human-readable: ``{"format": "faceshot-landmarks",
   "schema_version": 1, "image_size": [w, h], "points": [[x, y], ...]}`` for one face, or
   ``"points": [[[x, y], ...], ...]`` for a sequence with optional ``"fps"`` and
-  ``"interpolated"`` (one boolean per frame).
+  ``"interpolated"`` (one boolean per frame); an optional ``"note"`` (free text) is allowed.
 * ``.npz`` - the same fields as arrays (``points``, ``image_size``, optional ``fps`` and
   ``interpolated``, ``schema_version``); compact for long sequences.
 * ``.npy`` - a bare ``[68, 2]`` or ``[M, 68, 2]`` array.
@@ -62,6 +62,7 @@ class LandmarkRecord(BaseModel):
     points: np.ndarray = Field(description="[68, 2] or [M, 68, 2] pixel (x, y)")
     fps: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     interpolated: np.ndarray | None = None
+    note: str | None = Field(default=None, description="free text: who made it, how")
 
     @field_validator("image_size")
     @classmethod

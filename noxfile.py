@@ -1,0 +1,42 @@
+"""Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s types``, ``nox -s bench``.
+
+CI runs the README's test command (``.ci/run``); these sessions are the same checks in
+isolated environments, plus benchmarks.  Plugins get their own sessions as they arrive.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "types", "tests"]
+nox.options.default_venv_backend = "venv"
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The fast suite (slow and GPU tests deselected unless asked with -- -m ...)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *(session.posargs or ["-m", "not slow and not gpu"]))
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting."""
+    session.install("ruff>=0.5")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def types(session: nox.Session) -> None:
+    """mypy on the core (configured in pyproject.toml)."""
+    session.install("-e", ".", "mypy>=1.10")
+    session.run("mypy")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks: each script prints a table with ratios against its in-process baseline."""
+    session.install("-e", ".[test]")
+    for script in ("bench_retarget.py", "bench_detection.py"):
+        session.run("python", f"benchmarks/{script}")

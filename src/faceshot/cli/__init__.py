@@ -1,0 +1,1 @@
+"""The ``faceshot`` command line (click)."""

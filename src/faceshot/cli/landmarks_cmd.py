@@ -1,0 +1,105 @@
+"""``faceshot landmarks``: reference landmarks of a still image, and format conversion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from faceshot.cli.options import (
+    detector_option,
+    input_file,
+    output_file,
+    overwrite_option,
+    parse_size,
+    quiet_option,
+)
+from faceshot.cli.progress import say
+from faceshot.pipeline import detect_reference
+from faceshot_core.atomic import check_output_path
+from faceshot_core.images import load_image, save_image
+from faceshot_core.landmark_files import load_landmarks, save_landmarks
+from faceshot_core.landmarks import FaceLandmarks
+from faceshot_core.render import draw_landmarks
+
+
+@click.group()
+def landmarks() -> None:
+    """Reference landmarks: detect them on an image, or convert between formats."""
+
+
+@landmarks.command("detect")
+@click.argument("image", type=input_file())
+@click.option(
+    "-o",
+    "--output",
+    type=output_file(),
+    required=True,
+    help="Landmark file to write (.json, .npz, .npy, .pts or .txt).",
+)
+@click.option(
+    "--overlay",
+    type=output_file(),
+    default=None,
+    help="Also write the image with the landmarks drawn on it.",
+)
+@detector_option
+@overwrite_option
+@quiet_option
+def detect_landmarks(
+    image: Path, output: Path, overlay: Path | None, detector: str, overwrite: bool, quiet: bool
+) -> None:
+    """Detect the 68 landmarks of the largest face in IMAGE (human-like faces)."""
+    check_output_path(output, overwrite=overwrite)
+    if overlay is not None:
+        check_output_path(overlay, overwrite=overwrite)
+    pixels = load_image(image)
+    face = detect_reference(pixels, detector=detector, source=str(image))
+    save_landmarks(output, face, overwrite=overwrite)
+    say(f"68 landmarks -> {output}", quiet=quiet)
+    if overlay is not None:
+        save_image(overlay, draw_landmarks(pixels, face.points), overwrite=overwrite)
+        say(f"overlay -> {overlay}", quiet=quiet)
+
+
+@landmarks.command("convert")
+@click.argument("source", type=input_file())
+@click.argument("target", type=output_file())
+@click.option(
+    "--image-size",
+    default=None,
+    metavar="WxH",
+    help="Image size for sources that do not record it (.pts/.npy/.txt).",
+)
+@overwrite_option
+def convert(source: Path, target: Path, image_size: str | None, overwrite: bool) -> None:
+    """Convert a landmark file between formats (chosen by the suffixes)."""
+    check_output_path(target, overwrite=overwrite)
+    save_landmarks(
+        target, load_landmarks(source, image_size=parse_size(image_size)), overwrite=overwrite
+    )
+
+
+@landmarks.command("show")
+@click.argument("source", type=input_file())
+@click.option(
+    "--image-size",
+    default=None,
+    metavar="WxH",
+    help="Image size for sources that do not record it (.pts/.npy/.txt).",
+)
+def show(source: Path, image_size: str | None) -> None:
+    """Print what a landmark file holds (validating it on the way)."""
+    lms = load_landmarks(source, image_size=parse_size(image_size))
+    w, h = lms.image_size
+    if isinstance(lms, FaceLandmarks):
+        x0, y0, x1, y1 = lms.bbox()
+        click.echo(
+            f"{source}: one face in a {w}x{h} image, box ({x0:.1f}, {y0:.1f})-({x1:.1f}, {y1:.1f})"
+        )
+        return
+    fps = f"{lms.fps:g} fps" if lms.fps else "fps unknown"
+    click.echo(
+        f"{source}: {len(lms)} frames of a {w}x{h} video, {fps}, "
+        f"{int(lms.flags.sum())} interpolated"
+    )

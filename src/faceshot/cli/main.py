@@ -1,0 +1,62 @@
+"""The ``faceshot`` command line.
+
+User mistakes (a missing file, a bad landmark file, an output that exists) end with one line on
+stderr and exit code 2, never a traceback; anything else is a bug and keeps its traceback.
+Every output is checked for writability before the long work starts, and written atomically.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from faceshot.cli.demo_cmd import demo
+from faceshot.cli.detect_cmd import detect
+from faceshot.cli.landmarks_cmd import landmarks
+from faceshot.cli.retarget_cmd import retarget
+from faceshot_core.errors import FaceshotUserError
+
+USER_ERROR_EXIT = 2
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="faceshot")
+def cli() -> None:
+    """faceshot: bring any character to life from a driving video.
+
+    \b
+    The pipeline, one command per step:
+      faceshot detect VIDEO -o driving.npz            driving-video landmarks
+      faceshot landmarks detect IMAGE -o ref.json     a reference face's landmarks
+      faceshot retarget --reference-landmarks ref.json --driving driving.npz -o seq.npz
+    and `faceshot demo` runs it all on a built-in example, offline, on any CPU.
+    """
+
+
+cli.add_command(detect)
+cli.add_command(retarget)
+cli.add_command(landmarks)
+cli.add_command(demo)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI, turning user errors into one line and exit code 2."""
+    try:
+        cli.main(args=argv, prog_name="faceshot", standalone_mode=False)
+    except FaceshotUserError as exc:
+        click.echo(f"faceshot: error: {exc}", err=True)
+        return USER_ERROR_EXIT
+    except click.exceptions.Abort:
+        click.echo("faceshot: interrupted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""``faceshot retarget``: the character's landmarks following the driving motion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from faceshot.cli.options import (
+    detector_option,
+    input_file,
+    output_file,
+    overwrite_option,
+    parse_parts,
+    parse_size,
+    quiet_option,
+)
+from faceshot.cli.progress import progress_bar, say
+from faceshot.pipeline import load_driving, reposed_sequence
+from faceshot_core.atomic import check_output_path
+from faceshot_core.images import load_image
+from faceshot_core.landmark_files import load_face, save_landmarks
+from faceshot_core.render import overlay_on_still
+from faceshot_core.video import probe_has_audio, write_video
+
+DEFAULT_FPS = 25.0
+
+
+@click.command()
+@click.option(
+    "--reference-landmarks",
+    "-l",
+    type=input_file(),
+    required=True,
+    help="The character's 68 landmarks: faceshot JSON, .npz/.npy, iBUG .pts or .txt.",
+)
+@click.option(
+    "--driving",
+    "-d",
+    type=input_file(),
+    required=True,
+    help="A driving video, or landmarks saved by `faceshot detect` (.npz/.json).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=output_file(),
+    required=True,
+    help="Where to save the reposed sequence [M, 68, 2]: .npz or .json.",
+)
+@click.option(
+    "--overlay-on",
+    nargs=2,
+    type=(input_file(), output_file()),
+    default=None,
+    metavar="IMAGE OUT.mp4",
+    help="Also draw the reposed landmarks on the reference IMAGE, as a video.",
+)
+@click.option(
+    "--parts",
+    default=None,
+    metavar="LIST",
+    help="Parts that get local motion, comma separated, from face_boundary, eyebrows, nose, "
+    "eyes, mouth (default: all). The others follow the head motion only.",
+)
+@click.option(
+    "--image-size",
+    default=None,
+    metavar="WxH",
+    help="Size of the reference image, for landmark formats that do not record it (.pts, "
+    ".npy, .txt) when the image is not beside the file.",
+)
+@click.option(
+    "--smooth/--no-smooth",
+    default=False,
+    show_default=True,
+    help="When detecting on a video: One-Euro smoothing of the driving landmarks.",
+)
+@detector_option
+@overwrite_option
+@quiet_option
+def retarget(
+    reference_landmarks: Path,
+    driving: Path,
+    output: Path,
+    overlay_on: tuple[Path, Path] | None,
+    parts: str | None,
+    image_size: str | None,
+    smooth: bool,
+    detector: str,
+    overwrite: bool,
+    quiet: bool,
+) -> None:
+    """Move the character's landmarks with the motion of a driving face.
+
+    Frame 0 of the driving face is taken as its neutral pose; frame 0 of the output is the
+    character's landmarks unchanged.  Head motion (from the jaw line) moves the whole face;
+    each part (eyes, brows, nose, mouth, jaw) then moves within it, scaled to the character's
+    proportions, so a blink or an open mouth carries over to faces of any shape.
+    """
+    part_list = parse_parts(parts)
+    size = parse_size(image_size)
+    check_output_path(output, overwrite=overwrite)
+    if overlay_on is not None:
+        check_output_path(overlay_on[1], overwrite=overwrite)
+    image = None
+    if overlay_on is not None:
+        image = load_image(overlay_on[0])
+        size = (image.shape[1], image.shape[0])
+    # With an image, its size is the truth: a landmark file made for another size is refused.
+    reference = load_face(reference_landmarks, image_size=size)
+    with progress_bar("detecting", quiet=quiet) as progress:
+        motion = load_driving(
+            driving,
+            detector=detector,
+            smoothing="one_euro" if smooth else None,
+            progress=progress,
+        )
+    sequence = reposed_sequence(reference, motion, parts=part_list)
+    save_landmarks(output, sequence, overwrite=overwrite)
+    say(f"{len(sequence)} reposed frames -> {output}", quiet=quiet)
+    if overlay_on is not None and image is not None:
+        fps = sequence.fps or DEFAULT_FPS
+        audio = driving if probe_has_audio(driving) else None
+        write_video(
+            overlay_on[1],
+            overlay_on_still(image, sequence.points),
+            fps,
+            audio_from=audio,
+            overwrite=overwrite,
+        )
+        say(f"overlay -> {overlay_on[1]}", quiet=quiet)
