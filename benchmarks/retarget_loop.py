@@ -19,6 +19,7 @@ from faceshot_core.retarget import (
     GAIN_EPS,
     MAX_PART_SHIFT,
     MAX_POINT_STEP,
+    MAX_TRANSLATION_SCALE,
     MIN_RUN_FRACTION,
     MIN_SIZE,
     resolve_parts,
@@ -90,6 +91,7 @@ def retarget_loop(
     dri: np.ndarray,
     parts: Iterable[str] | str | None = None,
     global_motion: bool = True,
+    head_translation: str = "face",
 ) -> np.ndarray:
     """Retarget ``dri`` ``[M, 68, 2]`` onto ``ref`` ``[68, 2]``; float32 ``[M, 68, 2]``."""
     selected = resolve_parts(parts)
@@ -111,6 +113,10 @@ def retarget_loop(
     face_r = _face_radius(R, og_r)
     face_d = _face_radius(D[0], og_d0)
     transfer = _angle(_sub(R[j1], R[j0])) - _angle(vg_d0)
+    move_scale = 1.0
+    if head_translation == "face":
+        move_scale = max(face_r, MIN_SIZE) / max(face_d, MIN_SIZE)
+        move_scale = min(max(move_scale, 1.0 / MAX_TRANSLATION_SCALE), MAX_TRANSLATION_SCALE)
 
     # Per-run frame-0 quantities of the reference and of driving frame 0.
     static = []
@@ -169,7 +175,9 @@ def retarget_loop(
             else:
                 x = R[i]
             if global_motion:
-                x = _add(_add(og_r, _rotate(_sub(x, og_r), d_theta_g)), _sub(og_d, og_d0))
+                head_shift = _sub(og_d, og_d0)
+                head_shift = (head_shift[0] * move_scale, head_shift[1] * move_scale)
+                x = _add(_add(og_r, _rotate(_sub(x, og_r), d_theta_g)), head_shift)
             # Saturate at the float32 range (in the rescaled units, so undoing it cannot overflow).
             limit = math.ldexp(_F32_MAX, -shift)
             out[m, i] = (

@@ -29,6 +29,7 @@ from face_fixtures import (
 from faceshot_core.errors import InvalidLandmarksError
 from faceshot_core.landmarks import FaceLandmarks, LandmarkSequence
 from faceshot_core.retarget import (
+    MAX_TRANSLATION_SCALE,
     MIN_SIZE,
     OFFSET_BOUND,
     resolve_parts,
@@ -55,6 +56,14 @@ def face_origin(points: np.ndarray) -> np.ndarray:
     """Midpoint of the jaw endpoints 0 and 16 (the global frame origin), for any leading shape."""
     pts = np.asarray(points, dtype=np.float64)
     return 0.5 * (pts[..., 0, :] + pts[..., 16, :])
+
+
+def head_scale(ref: np.ndarray, dri0: np.ndarray) -> float:
+    """Scale of the head translation under ``head_translation="face"``: face radius ratio."""
+    radius_r = np.linalg.norm(ref - face_origin(ref), axis=-1).max()
+    radius_d = np.linalg.norm(dri0 - face_origin(dri0), axis=-1).max()
+    ratio = max(radius_r, MIN_SIZE) / max(radius_d, MIN_SIZE)
+    return float(np.clip(ratio, 1 / MAX_TRANSLATION_SCALE, MAX_TRANSLATION_SCALE))
 
 
 def raise_brows(face: np.ndarray, amount: float) -> np.ndarray:
@@ -144,14 +153,17 @@ def test_scaled_copy_gets_exactly_scaled_expression(
 ) -> None:
     """A reference that is a scaled copy of driving frame 0 gets the paper's ratio exactly.
 
-    Local motion scales with the face; the head translation is copied unscaled (Eq. 5), so frame
-    ``m`` is ``O_ref + dO_m + scale * (driving_m - O_dri_m)``.
+    Local motion scales with the face, and so does the head translation by default; with
+    ``head_translation="pixels"`` it is copied unscaled (the paper's Eq. 5).  Frame ``m`` is
+    ``O_ref + k dO_m + scale * (driving_m - O_dri_m)`` with ``k = scale`` or 1.
     """
     ref = (dri[0] - 256.0) * scale + 256.0 + np.array(offset)
-    out = retarget_points(ref, dri)
-    anchor = face_origin(ref) + face_origin(dri) - face_origin(dri[0])
-    want = anchor[:, None, :] + scale * (dri - face_origin(dri)[:, None, :])
-    np.testing.assert_allclose(out, want, rtol=0, atol=PX_TOL)
+    head_shift = face_origin(dri) - face_origin(dri[0])
+    for mode, k in (("face", scale), ("pixels", 1.0)):
+        out = retarget_points(ref, dri, head_translation=mode)
+        anchor = face_origin(ref) + k * head_shift
+        want = anchor[:, None, :] + scale * (dri - face_origin(dri)[:, None, :])
+        np.testing.assert_allclose(out, want, rtol=0, atol=PX_TOL)
 
 
 @fast
@@ -183,7 +195,7 @@ def test_rigid_driving_moves_reference_rigidly(
         turn = np.angle(np.vdot(a, b))
         assert abs(np.angle(np.exp(1j * (turn - angle)))) < 1e-5
         # Translation consistent with it: the reference face origin follows the driving one.
-        shift = face_origin(dri[m]) - face_origin(dri[0])
+        shift = (face_origin(dri[m]) - face_origin(dri[0])) * head_scale(ref, dri[0])
         np.testing.assert_allclose(face_origin(out[m]), face_origin(ref) + shift, atol=PX_TOL)
 
 
@@ -376,7 +388,8 @@ def test_any_finite_input_gives_finite_bounded_output(
     # Every point within OFFSET_BOUND face radii of the moved reference face origin.
     origin = face_origin(ref)
     size = max(float(np.linalg.norm(ref - origin, axis=-1).max()), MIN_SIZE)
-    anchor = origin + (face_origin(dri) - face_origin(dri[0]) if global_motion else 0.0)
+    head_shift = (face_origin(dri) - face_origin(dri[0])) * head_scale(ref, dri[0])
+    anchor = origin + (head_shift if global_motion else 0.0)
     anchor = np.broadcast_to(anchor, (len(dri), 2))
     dist = np.linalg.norm(out.astype(np.float64) - anchor[:, None, :], axis=-1)
     rounding = 1e-6 * (np.abs(anchor).max() + OFFSET_BOUND * size)  # float32 output, float64 sums

@@ -95,6 +95,10 @@ def reposed_sequence(
     driving: LandmarkSequence,
     *,
     parts: Sequence[str] | None = None,
+    head_translation: str = "face",
 ) -> LandmarkSequence:
-    """The character's landmarks following the driving motion (coordinate-based retargeting)."""
-    return retarget(reference, driving, parts=parts)
+    """The character's landmarks following the driving motion (coordinate-based retargeting).
+
+    See :func:`faceshot_core.retarget.retarget_points` for ``parts`` and ``head_translation``.
+    """
+    return retarget(reference, driving, parts=parts, head_translation=head_translation)

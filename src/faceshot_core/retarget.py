@@ -12,8 +12,10 @@ A *coordinate system* of a run of points is an origin ``O`` (midpoint of the run
 
 1. **Global motion.**  The face-boundary endpoints (0, 16) give the face frame.  Between driving
    frame 0 and frame ``m`` it moves by ``dO`` and turns by ``dtheta``; the reference face is
-   turned by ``dtheta`` about its own face origin and shifted by ``dO`` (Eq. 5; the translation is
-   copied in pixels, unscaled, as in the paper).
+   turned by ``dtheta`` about its own face origin and shifted by ``dO`` (Eq. 5).  The paper copies
+   ``dO`` in pixels (both images at 512x512); by default we scale it by the ratio of the face
+   radii, which agrees with the paper for faces of similar size and keeps a small driving face
+   from barely moving a large character (``head_translation="pixels"`` restores the paper).
 2. **Relative motion** of each run: its own origin/angle change *minus the global one*.  We
    subtract the global motion by first undoing it on the driving frame (turning it back about the
    driving face origin), so a head turn does not leak into the parts twice.  The remaining
@@ -56,8 +58,8 @@ arbitrary but harmless rotation (rotations are isometries).  Inputs beyond ``2**
 down by a power of two before the arithmetic and back afterwards (exact), so no intermediate can
 overflow, and the float32 result saturates at the float32 range instead of becoming ``inf``.
 
-The bound.  Write ``S = max(F_ref, MIN_SIZE)`` and ``A_m`` = reference face origin + the driving
-face-origin shift ``dO_m`` (just the reference origin when global motion is off).  Every run
+The bound.  Write ``S = max(F_ref, MIN_SIZE)`` and ``A_m`` = reference face origin + the (scaled)
+driving face-origin shift ``dO_m`` (just the reference origin when global motion is off).  Every run
 radius satisfies ``b_ref_eff <= 2 S`` (run origins are midpoints of face points).  For a point
 ``x`` of a run with origin ``O``: ``|x - A_0| <= S``; turning the run moves it by at most
 ``2 |x - O| <= 4 S``; the origin shift is at most ``MAX_PART_SHIFT * 2 S``; the point motion at
@@ -96,6 +98,7 @@ __all__ = [
     "GAIN_EPS",
     "MAX_PART_SHIFT",
     "MAX_POINT_STEP",
+    "MAX_TRANSLATION_SCALE",
     "MIN_RUN_FRACTION",
     "MIN_SIZE",
     "OFFSET_BOUND",
@@ -116,6 +119,9 @@ MAX_PART_SHIFT = 3.0
 MIN_RUN_FRACTION = 0.05
 #: Absolute floor on every size, in input units (a collapsed face).
 MIN_SIZE = 1e-9
+#: The head-translation scale (reference face radius / driving face radius) is clipped to
+#: ``[1 / MAX_TRANSLATION_SCALE, MAX_TRANSLATION_SCALE]`` so a collapsed face cannot amplify it.
+MAX_TRANSLATION_SCALE = 16.0
 #: Every output point lies within ``OFFSET_BOUND`` reference face radii of the moved face origin.
 OFFSET_BOUND = 1.0 + 4.0 + 2.0 * MAX_PART_SHIFT + 2.0 * math.sqrt(2.0) * MAX_POINT_STEP
 
@@ -279,6 +285,7 @@ class _Static:
 
     t: _Tables
     og_r: complex  # reference face origin
+    move_scale: float  # head translation: reference face radius / driving face radius (or 1)
     og_d0: complex  # driving face origin, frame 0
     vg_d0_conj: complex  # conj of the driving face axis (endpoint difference), frame 0
     rest: np.ndarray  # [68] reference offsets from its face origin (unmoved points)
@@ -295,7 +302,15 @@ class _Static:
     off_r: np.ndarray  # [S] reference offset of each slot from its run origin
 
 
-def _prepare(zr: np.ndarray, zd0: np.ndarray, t: _Tables) -> _Static:
+def _translation_scale(face_r: float, face_d: float, head_translation: str) -> float:
+    """Pixels of reference head motion per pixel of driving head motion."""
+    if head_translation == "pixels":
+        return 1.0
+    ratio = max(face_r, MIN_SIZE) / max(face_d, MIN_SIZE)
+    return min(max(ratio, 1.0 / MAX_TRANSLATION_SCALE), MAX_TRANSLATION_SCALE)
+
+
+def _prepare(zr: np.ndarray, zd0: np.ndarray, t: _Tables, head_translation: str) -> _Static:
     j0, j1 = JAW_ENDPOINTS
     og_r = complex(0.5 * (zr[j0] + zr[j1]))
     og_d0 = complex(0.5 * (zd0[j0] + zd0[j1]))
@@ -330,6 +345,7 @@ def _prepare(zr: np.ndarray, zd0: np.ndarray, t: _Tables) -> _Static:
     return _Static(
         t=t,
         og_r=og_r,
+        move_scale=_translation_scale(face_r, face_d, head_translation),
         og_d0=og_d0,
         vg_d0_conj=vg_d0.conjugate(),
         rest=zr - og_r,
@@ -405,6 +421,7 @@ def _retarget_block(st: _Static, zd: np.ndarray, global_motion: bool) -> np.ndar
     if global_motion:
         y *= w_g[:, None]
         og_d -= st.og_d0
+        og_d *= st.move_scale
         og_d += st.og_r
         y += og_d[:, None]
     else:
@@ -422,6 +439,7 @@ def retarget_points(
     *,
     parts: Iterable[str] | str | None = None,
     global_motion: bool = True,
+    head_translation: str = "face",
 ) -> np.ndarray:
     """Retarget the driving motion onto the reference; array in, float32 ``[M, 68, 2]`` out.
 
@@ -430,6 +448,11 @@ def retarget_points(
     :data:`~faceshot_core.schema.PARTS`) selects the parts that follow the driving *local* motion;
     the others only follow the head.  ``global_motion=False`` keeps the head still (expression
     transfer only: the local motion is still measured relative to the driving head).
+    ``head_translation`` says how the driving head's shift carries over: ``"face"`` (default)
+    scales it by the ratio of the face sizes (reference face radius / driving face radius,
+    clipped to ``MAX_TRANSLATION_SCALE``), so a small face in a wide driving video moves a
+    large character face proportionally; ``"pixels"`` copies it unscaled, as the paper does
+    (it assumes both at 512x512 with faces of similar size, where the two agree).
 
     Output frame 0 equals the reference (as float32) exactly.  For any finite input the output is
     finite and within :data:`OFFSET_BOUND` reference face radii of the moved face origin (see the
@@ -441,6 +464,10 @@ def retarget_points(
     twice as fast as one pass over 100,000 frames.
     """
     selected = resolve_parts(parts)
+    if head_translation not in ("face", "pixels"):
+        raise InvalidLandmarksError(
+            f"head_translation must be 'face' or 'pixels', got {head_translation!r}"
+        )
     ref, peak_r = _as_points(reference, sequence=False, name="reference")
     dri, peak_d = _as_points(driving, sequence=True, name="driving")
     ref32 = np.clip(ref, -_F32_MAX, _F32_MAX).astype(np.float32)
@@ -454,7 +481,7 @@ def retarget_points(
 
     zr = np.ascontiguousarray(ref).view(np.complex128)[:, 0]  # [68]
     zd = np.ascontiguousarray(dri).view(np.complex128)[..., 0]  # [M, 68]
-    st = _prepare(zr, zd[0], _tables(selected))
+    st = _prepare(zr, zd[0], _tables(selected), head_translation)
     # |output| <= ~3 peak + OFFSET_BOUND * 2 peak < 64 peak: saturate only when that can overflow
     # float32, and before undoing the rescale, which could otherwise overflow float64.
     saturate = shift > 0 or 64.0 * peak > _F32_MAX
@@ -479,6 +506,7 @@ def retarget(
     *,
     parts: Iterable[str] | str | None = None,
     global_motion: bool = True,
+    head_translation: str = "face",
     image_size: ImageSize | None = None,
 ) -> LandmarkSequence:
     """Retarget ``driving`` onto ``reference`` and wrap the result as a :class:`LandmarkSequence`.
@@ -486,7 +514,7 @@ def retarget(
     The sequence lives in the reference's image (its ``image_size``; pass ``image_size`` when the
     reference is a bare array, else the driving sequence's size is used) and carries the driving
     ``fps`` and ``interpolated`` flags, since frame ``m`` still follows driving frame ``m``.  See
-    :func:`retarget_points` for ``parts`` and ``global_motion``.  Like every
+    :func:`retarget_points` for ``parts``, ``global_motion`` and ``head_translation``.  Like every
     :class:`LandmarkSequence`, it refuses points far outside the image (for instance when the
     driving head moves a reference face placed near the border out of frame).
     """
@@ -500,7 +528,13 @@ def retarget(
         raise InvalidLandmarksError(
             "retarget: the reference is a bare array; pass image_size=(width, height)"
         )
-    points = retarget_points(reference, driving, parts=parts, global_motion=global_motion)
+    points = retarget_points(
+        reference,
+        driving,
+        parts=parts,
+        global_motion=global_motion,
+        head_translation=head_translation,
+    )
     if isinstance(driving, LandmarkSequence):
         fps, flags, source = driving.fps, driving.flags, driving.source
     else:

@@ -64,6 +64,14 @@ DEFAULT_FPS = 25.0
     "eyes, mouth (default: all). The others follow the head motion only.",
 )
 @click.option(
+    "--head-translation",
+    type=click.Choice(["face", "pixels"]),
+    default="face",
+    show_default=True,
+    help="How the driving head's shift carries over: scaled by the ratio of face sizes, or "
+    "copied in pixels (the paper, which assumes both faces at 512x512 and of similar size).",
+)
+@click.option(
     "--image-size",
     default=None,
     metavar="WxH",
@@ -85,6 +93,7 @@ def retarget(
     output: Path,
     overlay_on: tuple[Path, Path] | None,
     parts: str | None,
+    head_translation: str,
     image_size: str | None,
     smooth: bool,
     detector: str,
@@ -116,7 +125,9 @@ def retarget(
             smoothing="one_euro" if smooth else None,
             progress=progress,
         )
-    sequence = reposed_sequence(reference, motion, parts=part_list)
+    sequence = reposed_sequence(
+        reference, motion, parts=part_list, head_translation=head_translation
+    )
     save_landmarks(output, sequence, overwrite=overwrite)
     say(f"{len(sequence)} reposed frames -> {output}", quiet=quiet)
     if overlay_on is not None and image is not None:
