@@ -1,0 +1,196 @@
+"""Driving landmarks for a whole video, with an opt-in cache: pipeline step 1.
+
+:func:`detect_driving_landmarks` streams the video (one frame in memory at a time), follows one
+face with :class:`~faceshot_core.detection.tracking.FaceTracker`, fills and flags frames without
+a face (:mod:`~faceshot_core.detection.gaps`), optionally smooths
+(:mod:`~faceshot_core.detection.smoothing`), and returns a
+:class:`~faceshot_core.landmarks.LandmarkSequence` in the video's pixel coordinates, at its fps.
+
+Reuse (LivePortrait calls these motion templates): with ``cache_dir=`` the detection result is
+stored there as ``<video stem>.<key>.npz`` and read back on the next call with the same video
+*content* (SHA-256 of the file, so renaming or touching the file does not matter, re-encoding
+does), detector and detector settings.  Nothing is written unless ``cache_dir`` is given, and
+never next to the video unless that is the folder you name.  The cache holds the unsmoothed
+detections; smoothing is re-applied on load (it takes milliseconds), so changing smoothing
+parameters reuses the cache.  Any sequence can also be saved explicitly with
+:func:`faceshot_core.landmark_files.save_landmarks`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from faceshot_core.detection.base import FaceDetector, get_detector
+from faceshot_core.detection.gaps import fill_gaps
+from faceshot_core.detection.smoothing import SmoothingSpec, resolve_smoothing, smooth_sequence
+from faceshot_core.detection.tracking import FaceTracker
+from faceshot_core.errors import FaceshotError
+from faceshot_core.landmark_files import load_sequence, save_landmarks
+from faceshot_core.landmarks import LandmarkSequence
+from faceshot_core.video import iter_frames, probe_video
+
+#: Bump when the detection code changes what it returns, to invalidate old cache entries.
+CACHE_VERSION = 1
+
+ProgressCallback = Callable[[int, int], None]
+"""Called as ``callback(frames_done, frames_total)`` after each frame."""
+
+ProgressSpec = None | bool | Literal["rich"] | ProgressCallback
+
+
+def file_digest(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file's content, hex (read in 1 MiB chunks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def cache_path(
+    video_path: str | os.PathLike[str],
+    cache_dir: str | os.PathLike[str],
+    detector: FaceDetector,
+    *,
+    track: bool = True,
+    redetect_every: int | None = None,
+) -> Path:
+    """Where :func:`detect_driving_landmarks` keeps the result for these inputs."""
+    settings = (
+        f"v{CACHE_VERSION}|{file_digest(video_path)}|{detector.cache_key()}|"
+        f"track={track}|redetect={redetect_every}"
+    )
+    key = hashlib.sha256(settings.encode()).hexdigest()[:20]
+    return Path(cache_dir) / f"{Path(video_path).stem}.{key}.npz"
+
+
+def detect_driving_landmarks(
+    video_path: str | os.PathLike[str],
+    *,
+    detector: FaceDetector | str | None = None,
+    track: bool = True,
+    smoothing: SmoothingSpec = None,
+    progress: ProgressSpec = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    redetect_every: int | None = None,
+) -> LandmarkSequence:
+    """68-point landmarks of the driving face in every frame of ``video_path``.
+
+    Parameters:
+        detector: a :class:`~faceshot_core.detection.base.FaceDetector`, a registered name
+            (``'dlib'``, ``'fan'``), or ``None`` for the offline default (dlib).
+        track: follow the face from frame to frame (fast); ``False`` detects on every frame.
+        smoothing: ``None`` (off), ``'one_euro'`` (defaults), or One-Euro parameters
+            (:class:`~faceshot_core.detection.smoothing.OneEuroParams` or a dict).
+        progress: ``None``/``False`` (silent), ``True``/``'rich'`` (a rich progress bar on
+            stderr), or a callback ``(frames_done, frames_total)``.
+        cache_dir: opt-in cache folder (created if needed); see the module docstring.
+        redetect_every: also search the whole frame every N frames when tracking.
+
+    Returns a sequence with ``image_size`` = the video's size, ``fps`` = its frame rate and
+    ``interpolated`` flags on frames where no face was found (filled from their neighbours).
+    Raises :class:`~faceshot_core.errors.NoFaceError` when no frame has a face and
+    :class:`~faceshot_core.errors.MediaError` for an unreadable video.
+    """
+    info = probe_video(video_path)
+    params = resolve_smoothing(smoothing)
+    det = _resolve_detector(detector)
+    source = str(info.path)
+
+    cached: Path | None = None
+    if cache_dir is not None:
+        cached = cache_path(info.path, cache_dir, det, track=track, redetect_every=redetect_every)
+        hit = _read_cache(cached, info.size)
+        if hit is not None:
+            if callable(progress) and not isinstance(progress, bool):
+                progress(len(hit), len(hit))
+            return smooth_sequence(hit, params) if params else hit
+
+    tracker = FaceTracker(det, track=track, redetect_every=redetect_every)
+    results: list[np.ndarray | None] = []
+    with _progress(progress, info.frame_count, info.path.name) as report:
+        for frame in iter_frames(info.path):
+            results.append(tracker.update(frame))
+            report(len(results))
+    points, filled = fill_gaps(results, source=f"{source} (detector {det.name!r})")
+    sequence = LandmarkSequence(points, info.size, info.fps, filled, source=source)
+
+    if cached is not None:
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            save_landmarks(cached, sequence)
+        except (OSError, FaceshotError) as exc:
+            warnings.warn(f"could not write landmark cache {cached}: {exc}", stacklevel=2)
+    return smooth_sequence(sequence, params) if params else sequence
+
+
+def _resolve_detector(detector: FaceDetector | str | None) -> FaceDetector:
+    if detector is None:
+        return get_detector()
+    if isinstance(detector, str):
+        return get_detector(detector)
+    return detector
+
+
+def _read_cache(path: Path, size: tuple[int, int]) -> LandmarkSequence | None:
+    """A valid cached sequence for a video of ``size``, or ``None`` (missing or unusable).
+
+    The key, not the video's name, identifies an entry: a renamed copy of a video finds the
+    entry written under its old name.
+    """
+    if not path.is_file():
+        key = path.name.rsplit(".", 2)[-2]
+        found = sorted(path.parent.glob(f"*.{key}.npz")) if path.parent.is_dir() else []
+        if not found:
+            return None
+        path = found[0]
+    try:
+        sequence = load_sequence(path)
+    except FaceshotError as exc:
+        warnings.warn(f"ignoring unreadable landmark cache {path}: {exc}", stacklevel=3)
+        return None
+    if sequence.image_size != size:
+        return None
+    return LandmarkSequence(
+        sequence.points, sequence.image_size, sequence.fps, sequence.flags, source=str(path)
+    )
+
+
+@contextlib.contextmanager
+def _progress(spec: ProgressSpec, total: int, label: str) -> Iterator[Callable[[int], None]]:
+    if spec is None or spec is False:
+        yield lambda done: None
+        return
+    if spec is True or spec == "rich":
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task(f"landmarks: {label}", total=total)
+            yield lambda done: bar.update(task, completed=done)
+        return
+    if callable(spec):
+        callback = spec
+        yield lambda done: callback(done, max(total, done))
+        return
+    raise TypeError(f"progress must be None, True, 'rich' or a callable, got {spec!r}")
