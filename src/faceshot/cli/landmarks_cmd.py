@@ -8,6 +8,7 @@ import click
 
 from faceshot.cli.options import (
     detector_option,
+    image_size_option,
     input_file,
     output_file,
     overwrite_option,
@@ -65,12 +66,7 @@ def detect_landmarks(
 @landmarks.command("convert")
 @click.argument("source", type=input_file())
 @click.argument("target", type=output_file())
-@click.option(
-    "--image-size",
-    default=None,
-    metavar="WxH",
-    help="Image size for sources that do not record it (.pts/.npy/.txt).",
-)
+@image_size_option
 @overwrite_option
 def convert(source: Path, target: Path, image_size: str | None, overwrite: bool) -> None:
     """Convert a landmark file between formats (chosen by the suffixes)."""
@@ -82,12 +78,7 @@ def convert(source: Path, target: Path, image_size: str | None, overwrite: bool)
 
 @landmarks.command("show")
 @click.argument("source", type=input_file())
-@click.option(
-    "--image-size",
-    default=None,
-    metavar="WxH",
-    help="Image size for sources that do not record it (.pts/.npy/.txt).",
-)
+@image_size_option
 def show(source: Path, image_size: str | None) -> None:
     """Print what a landmark file holds (validating it on the way)."""
     lms = load_landmarks(source, image_size=parse_size(image_size))

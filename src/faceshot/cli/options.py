@@ -24,6 +24,13 @@ detector_option = click.option(
     help="Face landmark detector: 'dlib' works offline anywhere; 'fan' is the paper's "
     "RetinaFace + FAN (needs `pip install faceshot[fan]` and its weights).",
 )
+image_size_option = click.option(
+    "--image-size",
+    default=None,
+    metavar="WxH",
+    help="Image size for landmark formats that do not record it (.pts, .npy, .txt) when the "
+    "image is not beside the file.",
+)
 fan_weights_option = click.option(
     "--fan-weights",
     type=click.Path(file_okay=False, path_type=Path),

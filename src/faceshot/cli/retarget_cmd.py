@@ -8,6 +8,7 @@ import click
 
 from faceshot.cli.options import (
     detector_option,
+    image_size_option,
     input_file,
     output_file,
     overwrite_option,
@@ -71,13 +72,7 @@ DEFAULT_FPS = 25.0
     help="How the driving head's shift carries over: scaled by the ratio of face sizes, or "
     "copied in pixels (the paper, which assumes both faces at 512x512 and of similar size).",
 )
-@click.option(
-    "--image-size",
-    default=None,
-    metavar="WxH",
-    help="Size of the reference image, for landmark formats that do not record it (.pts, "
-    ".npy, .txt) when the image is not beside the file.",
-)
+@image_size_option
 @click.option(
     "--smooth/--no-smooth",
     default=False,
