@@ -66,7 +66,15 @@ def test_audio_of_another_file_is_muxed(tmp_path: Path) -> None:
     out = write_video(tmp_path / "a.mp4", _gradient_frames(25), fps=25, audio_from=tone)
     info = probe_video(out)
     assert info.has_audio
-    assert info.duration == pytest.approx(1.0, abs=0.15)  # cut to the video's length
+    assert info.frame_count == 25  # no frame lost to the muxing
+    assert info.duration == pytest.approx(1.0, abs=0.15)  # audio cut to the video's length
+
+
+def test_shorter_audio_keeps_every_frame(tmp_path: Path) -> None:
+    tone = _tone(tmp_path / "short.m4a", 0.5)
+    out = write_video(tmp_path / "a.mp4", _gradient_frames(30), fps=30, audio_from=tone)
+    info = probe_video(out)
+    assert info.has_audio and info.frame_count == 30
 
 
 def test_audio_source_without_audio_is_fine(tmp_path: Path) -> None:

@@ -206,9 +206,6 @@ class VideoWriter:
     def _start(self, size: tuple[int, int]) -> None:
         assert self._tmp is not None, "use VideoWriter as a context manager"
         self._size = size
-        audio = None
-        if self.audio_from is not None and probe_has_audio(self.audio_from):
-            audio = str(self.audio_from)
         self._encoder = imageio_ffmpeg.write_frames(
             str(self._tmp),
             even_size(*size),
@@ -218,9 +215,7 @@ class VideoWriter:
             quality=self.quality,
             macro_block_size=1,
             ffmpeg_log_level="error",
-            audio_path=audio,
-            audio_codec="aac" if audio else None,
-            output_params=["-movflags", "+faststart"] + (["-shortest"] if audio else []),
+            output_params=["-movflags", "+faststart"],
         )
         self._encoder.send(None)  # prime the generator: starts ffmpeg
 
@@ -236,12 +231,42 @@ class VideoWriter:
                 encoder.close()
             if exc_type is None and self.frames_written == 0:
                 raise MediaError(f"{self.path}: no frames to write")
+            if exc_type is None and self.audio_from is not None:
+                self._mux_audio()
         except BaseException as err:
             self._atomic.__exit__(type(err), err, err.__traceback__)
             if exc_type is None:
                 raise
             return
         self._atomic.__exit__(exc_type, exc, tb)
+
+    def _mux_audio(self) -> None:
+        """Add the audio track of ``audio_from``, cut to the video's exact length.
+
+        A second, stream-copy pass rather than muxing while encoding: ffmpeg's ``-shortest``
+        drops the last video frame when the audio ends a hair early, and without it a longer
+        audio track would extend the video.
+        """
+        assert self.audio_from is not None and self._tmp is not None
+        if not probe_has_audio(self.audio_from):
+            return
+        muxed = self._tmp.with_name(self._tmp.stem + ".mux.mp4")
+        cmd = [
+            imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-nostdin", "-y",
+            "-i", str(self._tmp), "-i", str(self.audio_from),
+            "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", "aac",
+            "-t", f"{self.frames_written / self.fps:.6f}", "-movflags", "+faststart", str(muxed),
+        ]  # fmt: skip
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                raise MediaError(
+                    f"{self.path}: adding the audio of {self.audio_from} failed "
+                    f"({_first_line(RuntimeError(proc.stderr))})"
+                )
+            os.replace(muxed, self._tmp)
+        finally:
+            muxed.unlink(missing_ok=True)
 
 
 def probe_has_audio(path: str | os.PathLike[str]) -> bool:
