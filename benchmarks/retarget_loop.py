@@ -86,6 +86,16 @@ def _gain(q0: float, p0: float, b_ref: float, b_dri: float) -> float:
     return (q * p + e * e) / (p * p + e * e) * (b_ref / b_dri)
 
 
+def _local_step(t: float, p0: float, gain: float, size_ratio: float) -> float:
+    """Reference displacement for a driving displacement ``t`` of a local coordinate ``p0``.
+
+    Motion toward the run's axis (and on past it) goes through the Eq. 6 gain; motion away
+    from the axis through the run-size ratio.
+    """
+    toward_axis = t * (1.0 if p0 >= 0 else -1.0) < 0
+    return t * (gain if toward_axis else size_ratio)
+
+
 def retarget_loop(
     ref: np.ndarray,
     dri: np.ndarray,
@@ -163,9 +173,10 @@ def retarget_loop(
                 step = MAX_POINT_STEP * b_r
                 gx = _gain(q0[i][0], p0[i][0], b_r, b_d)
                 gy = _gain(q0[i][1], p0[i][1], b_r, b_d)
+                ratio = b_r / b_d
                 q = (
-                    q0[i][0] + _clip((p[0] - p0[i][0]) * gx, step),
-                    q0[i][1] + _clip((p[1] - p0[i][1]) * gy, step),
+                    q0[i][0] + _clip(_local_step(p[0] - p0[i][0], p0[i][0], gx, ratio), step),
+                    q0[i][1] + _clip(_local_step(p[1] - p0[i][1], p0[i][1], gy, ratio), step),
                 )
                 proposals.setdefault(i, []).append(_add(new_origin, _rotate(q, new_angle)))
         for i in range(len(R)):

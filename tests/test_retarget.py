@@ -239,6 +239,22 @@ def test_opening_driving_mouth_opens_character_mouth_in_proportion(
     assert inner_lip_gap(out[1]) == pytest.approx(want, rel=0.02)
 
 
+def test_lip_rising_off_its_axis_moves_in_proportion_to_mouth_size() -> None:
+    """A character whose upper lip arches 4x higher than the driver's (relative to the mouth
+    corners) must not raise it 4x as far: motion away from a run's axis follows the run size."""
+    dri0 = FACE.copy()
+    ref = FACE.copy()
+    up = -face_down(FACE)
+    corners = 0.5 * (FACE[48] + FACE[54])
+    dri0[51] = corners + up * 2.5  # a flat driving upper lip
+    ref[51] = corners + up * 10.0  # an arched character upper lip, same mouth width
+    raised = dri0.copy()
+    raised[51] += up * 20.0
+    out = retarget_points(ref, np.stack([dri0, raised])).astype(np.float64)
+    rise = float(np.dot(out[1, 51] - ref[51], up))
+    assert rise == pytest.approx(20.0, rel=0.05)  # the paper's ratio would give 80 px
+
+
 def test_near_zero_local_coordinates_are_continuous() -> None:
     """Moving the closed driving lips off their axis by 1e-6 px barely changes anything (the
     paper's per-axis ratio jumps from 0/0 to ~1e6 there)."""

@@ -48,6 +48,16 @@ moves the way its driving point moves, where the paper's ratio would reverse it)
 ``MAX_PART_SHIFT`` radii; neither clip engages for a real face (closing an eye, or opening a mouth
 as far as it is wide, moves a lid or lip by at most about two run radii).
 
+Direction matters.  The gain is what turns "the driving eye closed" into "the character's eye
+closed" whatever their rest shapes: motion *toward* a run's axis (a lid toward the eye's corner
+line, and on past it to the other lid) goes through it.  Motion *away* from the axis (a lip
+rising off the mouth-corner line, a jaw dropping) has no such end point, and there the ratio of
+the two rest shapes is arbitrary (a cat's arched upper lip over a human's flat one gives 4x,
+flinging the lip into the nose when the human opens wide); so it goes through the run-size
+ratio ``b_ref / b_dri`` instead.  Both factors are bounded and meet at zero displacement, so the
+motion stays continuous.  For a reference that is a scaled copy of the driving face both are
+the scale, and Eq. 6 is reproduced exactly.
+
 Sizes and degenerate input.  Every radius is floored: ``b_eff = max(b, MIN_RUN_FRACTION * F,
 MIN_SIZE)`` with ``F`` the face radius (largest distance of the 68 points from the face origin),
 so a collapsed run borrows a size from the face and a collapsed face a tiny absolute size; all
@@ -296,7 +306,9 @@ class _Static:
     shift_limit: np.ndarray  # [R] MAX_PART_SHIFT * b_ref
     base_r: np.ndarray  # [R] reference run origin relative to its face origin
     p0: np.ndarray  # [S] driving local coordinates, frame 0
-    gain: np.ndarray  # [S, 2] regularised Eq. 6 gain per axis
+    gain: np.ndarray  # [S, 2] regularised Eq. 6 gain per axis (motion toward the run axis)
+    size_ratio: np.ndarray  # [S, 1] b_ref / b_dri (motion away from the run axis)
+    sigma: np.ndarray  # [S, 2] side of the run axis of the driving point at frame 0 (+1 / -1)
     step: np.ndarray  # [S, 2] MAX_POINT_STEP * b_ref, per axis
     axis_r: np.ndarray  # [S] reference run unit axis of each slot
     off_r: np.ndarray  # [S] reference offset of each slot from its run origin
@@ -357,10 +369,24 @@ def _prepare(zr: np.ndarray, zd0: np.ndarray, t: _Tables, head_translation: str)
         base_r=o_r - og_r,
         p0=p0,
         gain=gain,
+        size_ratio=rb_r / rb_d,
+        sigma=np.where(p0.view(np.float64).reshape(-1, 2) >= 0, 1.0, -1.0),
         step=np.broadcast_to(MAX_POINT_STEP * rb_r, gain.shape).copy(),
         axis_r=axis_r,
         off_r=off_r,
     )
+
+
+def _local_steps(dxy: np.ndarray, st: _Static) -> None:
+    """Driving local displacements ``[B, S, 2]`` -> reference ones, in place.
+
+    Per axis, motion that brings the driving point toward its run's axis (and on past it)
+    goes through the Eq. 6 gain, so closing an eye maps onto closing; motion away from the axis
+    through the run-size ratio, so opening a mouth or raising a lip is proportional to the
+    character's part size instead of to the (arbitrary) ratio of the two rest shapes.
+    """
+    toward_axis = (dxy * st.sigma) < 0
+    dxy *= np.where(toward_axis, st.gain, st.size_ratio)
 
 
 def _retarget_block(st: _Static, zd: np.ndarray, global_motion: bool) -> np.ndarray:
@@ -395,7 +421,7 @@ def _retarget_block(st: _Static, zd: np.ndarray, global_motion: bool) -> np.ndar
         d *= np.take(np.conj(w_p * st.u_d0), t.slot_run, axis=1)  # driving run axes at frame m
         d -= st.p0  # dp: local displacement since frame 0
         dxy = d.view(np.float64).reshape(*d.shape, 2)
-        dxy *= st.gain
+        _local_steps(dxy, st)
         np.minimum(dxy, st.step, out=dxy)
         np.maximum(dxy, -st.step, out=dxy)
         d *= st.axis_r  # back to image axes of the reference run (frame 0)
