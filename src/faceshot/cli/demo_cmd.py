@@ -21,7 +21,7 @@ from faceshot.pipeline import detect_reference, load_driving, reposed_sequence
 from faceshot_core.atomic import check_output_path
 from faceshot_core.errors import MediaError
 from faceshot_core.landmark_files import load_face, save_landmarks
-from faceshot_core.render import draw_landmarks
+from faceshot_core.render import draw_landmarks, overlay_on_still
 from faceshot_core.synthetic import write_motion_clip
 from faceshot_core.video import iter_frames, write_video
 
@@ -97,12 +97,15 @@ def demo(output_dir: Path, frames: int, overwrite: bool, quiet: bool) -> None:
     save_landmarks(paths["reposed.npz"], sequence, overwrite=True)
 
     fps = driving.fps or 24.0
-    cat_frames = [draw_landmarks(cat, pts) for pts in sequence.points]
-    write_video(paths["reposed.mp4"], cat_frames, fps, overwrite=True)
+    # Streamed (drawn twice rather than held), so memory does not grow with --frames.
+    write_video(paths["reposed.mp4"], overlay_on_still(cat, sequence.points), fps, overwrite=True)
     compare = (
         np.concatenate([_panel(draw_landmarks(frame, pts)), _panel(cat_frame)], axis=1)
         for frame, pts, cat_frame in zip(
-            iter_frames(paths["driving.mp4"]), driving.points, cat_frames, strict=False
+            iter_frames(paths["driving.mp4"]),
+            driving.points,
+            overlay_on_still(cat, sequence.points),
+            strict=False,
         )
     )
     write_video(paths["compare.mp4"], compare, fps, overwrite=True)
