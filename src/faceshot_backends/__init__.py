@@ -1,5 +1,30 @@
-"""faceshot_backends: the backend contract and the built-in animators.
+"""faceshot_backends: the backend contract, the built-in animators, a conformance kit.
 
-Empty in this release: the plugin contract, the CPU warp animator and the landmark-export backend
-are being built next (see the project issues).  Nothing here pretends to animate yet.
+* :mod:`faceshot_backends.contract` - what a backend implements (``Backend``, ``BaseBackend``)
+  and is given (``AnimationRequest``), with readiness reports.
+* :mod:`faceshot_backends.builtin` - ``warp`` (CPU piecewise-affine animator, the default) and
+  ``landmarks`` (the sequence drawn as video), registered through the plugin hook.
+* :mod:`faceshot_backends.testing` - a pytest base class third-party backends subclass.
 """
+
+from faceshot_backends.contract import (
+    AnimationRequest,
+    Backend,
+    BackendOptions,
+    BaseBackend,
+    MissingFile,
+    Readiness,
+    Requirements,
+    WeightFile,
+)
+
+__all__ = [
+    "AnimationRequest",
+    "Backend",
+    "BackendOptions",
+    "BaseBackend",
+    "MissingFile",
+    "Readiness",
+    "Requirements",
+    "WeightFile",
+]

@@ -15,6 +15,7 @@ from faceshot.cli.demo_cmd import demo
 from faceshot.cli.detect_cmd import detect
 from faceshot.cli.landmarks_cmd import landmarks
 from faceshot.cli.retarget_cmd import retarget
+from faceshot.cli.run_cmd import backends, run
 from faceshot_core.errors import FaceshotUserError
 
 USER_ERROR_EXIT = 2
@@ -26,7 +27,9 @@ def cli() -> None:
     """faceshot: bring any character to life from a driving video.
 
     \b
-    The pipeline, one command per step:
+    Animate a character in one command:
+      faceshot run -r character.png -d driving.mp4 -o out.mp4 [--backend NAME]
+    or step by step:
       faceshot detect VIDEO -o driving.npz            driving-video landmarks
       faceshot landmarks detect IMAGE -o ref.json     a reference face's landmarks
       faceshot retarget --reference-landmarks ref.json --driving driving.npz -o seq.npz
@@ -34,6 +37,8 @@ def cli() -> None:
     """
 
 
+cli.add_command(run)
+cli.add_command(backends)
 cli.add_command(detect)
 cli.add_command(retarget)
 cli.add_command(landmarks)
