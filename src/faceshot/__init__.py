@@ -1,6 +1,13 @@
 """faceshot: bring any character to life from a driving video (the FaceShot method).
 
-The Python API mirrors the command line, one function per step::
+One call animates a character (``faceshot run`` on the command line)::
+
+    import faceshot
+    result = faceshot.run("cat.png", "driving.mp4", output="cat.mp4", backend="warp",
+                          reference_landmarks="cat.json")
+    result.output, result.sequence.points, result.timings
+
+and the steps are available on their own::
 
     import faceshot
     driving = faceshot.load_driving("driving.mp4")          # detect (or load saved) landmarks
@@ -18,6 +25,7 @@ from faceshot.pipeline import (
     make_detector,
     reposed_sequence,
 )
+from faceshot.runner import RunResult, run
 from faceshot_core.landmark_files import load_landmarks, save_landmarks
 from faceshot_core.landmarks import FaceLandmarks, LandmarkSequence
 
@@ -26,6 +34,7 @@ __version__ = "0.1.0"
 __all__ = [
     "FaceLandmarks",
     "LandmarkSequence",
+    "RunResult",
     "__version__",
     "detect_reference",
     "load_driving",
@@ -33,5 +42,6 @@ __all__ = [
     "load_reference",
     "make_detector",
     "reposed_sequence",
+    "run",
     "save_landmarks",
 ]

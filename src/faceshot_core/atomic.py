@@ -50,9 +50,12 @@ def atomic_output(path: str | os.PathLike[str], *, overwrite: bool = True) -> It
     from it.  On any exception the temporary file is removed and the exception propagates.
     """
     out = check_output_path(path, overwrite=overwrite)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{out.stem}.", suffix=f".partial{out.suffix}", dir=out.parent or "."
-    )
+    try:
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{out.stem}.", suffix=f".partial{out.suffix}", dir=out.parent or "."
+        )
+    except OSError as exc:
+        raise MediaError(f"cannot write in {out.parent}: {exc.strerror or exc}") from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:

@@ -130,6 +130,8 @@ def _existing_file(path: str | os.PathLike[str]) -> Path:
 
 def _first_line(exc: BaseException) -> str:
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    if any("does not contain any stream" in ln for ln in lines):
+        return "it has no video stream"
     interesting = [ln for ln in lines if "Invalid data" in ln or "moov atom" in ln]
     text = (interesting or lines or [exc.__class__.__name__])[0]
     return re.sub(r"^\[[^\]]*@ 0x[0-9a-f]+\]\s*", "", text)[:200]

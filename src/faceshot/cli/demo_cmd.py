@@ -8,7 +8,6 @@ hand (shipped in ``faceshot_core/assets``).  Nothing is downloaded.
 from __future__ import annotations
 
 import time
-from importlib import resources
 from pathlib import Path
 
 import click
@@ -19,27 +18,14 @@ from faceshot.cli.options import overwrite_option, quiet_option
 from faceshot.cli.progress import progress_bar, say
 from faceshot.pipeline import detect_reference, load_driving, reposed_sequence
 from faceshot_core.atomic import check_output_path
-from faceshot_core.errors import MediaError
-from faceshot_core.landmark_files import load_face, save_landmarks
+from faceshot_core.landmark_files import save_landmarks
 from faceshot_core.render import draw_landmarks, overlay_on_still
+from faceshot_core.sample_data import astronaut, chelsea, chelsea_landmarks
 from faceshot_core.synthetic import write_motion_clip
 from faceshot_core.video import iter_frames, write_video
 
 OUTPUTS = ("driving.mp4", "driving.npz", "reposed.npz", "reposed.mp4", "compare.mp4")
 PANEL_HEIGHT = 384
-
-
-def _demo_images() -> tuple[np.ndarray, np.ndarray]:
-    try:
-        from skimage import data
-    except ImportError as exc:  # pragma: no cover - scikit-image is a dependency
-        raise MediaError("the demo needs scikit-image (pip install scikit-image)") from exc
-    return np.ascontiguousarray(data.astronaut()), np.ascontiguousarray(data.chelsea())
-
-
-def chelsea_landmarks_path() -> Path:
-    """The hand-placed landmarks of scikit-image's chelsea.png shipped with faceshot."""
-    return Path(str(resources.files("faceshot_core") / "assets" / "chelsea.json"))
 
 
 def _panel(image: np.ndarray) -> np.ndarray:
@@ -77,7 +63,7 @@ def demo(output_dir: Path, frames: int, overwrite: bool, quiet: bool) -> None:
     paths = {name: output_dir / name for name in OUTPUTS}
     for path in paths.values():
         check_output_path(path, overwrite=overwrite)
-    actor, cat = _demo_images()
+    actor, cat = astronaut(), chelsea()
     started = time.perf_counter()
 
     actor_face = detect_reference(actor, source="astronaut.png")
@@ -92,7 +78,7 @@ def demo(output_dir: Path, frames: int, overwrite: bool, quiet: bool) -> None:
         quiet=quiet,
     )
 
-    reference = load_face(chelsea_landmarks_path())
+    reference = chelsea_landmarks()
     sequence = reposed_sequence(reference, driving)
     save_landmarks(paths["reposed.npz"], sequence, overwrite=True)
 

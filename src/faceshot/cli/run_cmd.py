@@ -19,7 +19,7 @@ from faceshot.cli.options import (
     quiet_option,
 )
 from faceshot.cli.progress import progress_bar, say
-from faceshot.run import run as run_pipeline
+from faceshot.runner import run as run_pipeline
 from faceshot_core.plugins import backend_registry
 
 

@@ -1,0 +1,68 @@
+"""A paper-puppet animator: the whole character image follows the head motion only.
+
+For each frame, the similarity transform (rotation, uniform scale, translation) that best maps
+the reference landmarks onto that frame's landmarks is fitted, and the image is warped with it.
+Expressions are ignored; the point is to show every piece a backend plugin needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
+
+import cv2
+import numpy as np
+from pydantic import Field
+
+from faceshot_backends.contract import (
+    AnimationRequest,
+    BackendOptions,
+    BaseBackend,
+    ProgressCallback,
+    Requirements,
+    resize_frame,
+)
+from faceshot_core.hookspecs import hookimpl
+
+__version__ = "0.1.0"
+
+
+class PuppetOptions(BackendOptions):
+    border: str = Field(default="replicate", pattern="^(replicate|reflect|black)$",
+                        description="how to fill what the moved image uncovers")  # fmt: skip
+
+
+_BORDERS = {"replicate": cv2.BORDER_REPLICATE, "reflect": cv2.BORDER_REFLECT101,
+            "black": cv2.BORDER_CONSTANT}  # fmt: skip
+
+
+class PuppetBackend(BaseBackend):
+    """Moves the reference rigidly with the head (no expressions)."""
+
+    name: ClassVar[str] = "puppet"
+    description: ClassVar[str] = "example plugin: the image follows the head motion rigidly"
+    Options: ClassVar[type[BackendOptions]] = PuppetOptions
+    requirements: ClassVar[Requirements] = Requirements()
+
+    def animate(
+        self, request: AnimationRequest, progress: ProgressCallback | None = None
+    ) -> Iterator[np.ndarray]:
+        options = self.parse_options(request.options)
+        assert isinstance(options, PuppetOptions)
+        image = request.reference_image
+        h, w = image.shape[:2]
+        for m, points in enumerate(request.sequence):
+            matrix, _ = cv2.estimateAffinePartial2D(request.reference_landmarks, points,
+                                                    method=cv2.LMEDS)  # fmt: skip
+            if matrix is None:  # degenerate landmarks: keep the image still
+                matrix = np.eye(2, 3)
+            frame = cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR,
+                                   borderMode=_BORDERS[options.border])  # fmt: skip
+            yield resize_frame(frame, request.size)
+            if progress is not None:
+                progress(m + 1, request.num_frames)
+
+
+@hookimpl
+def register_backends(register: Callable[[type[Any]], None]) -> None:
+    register(PuppetBackend)
