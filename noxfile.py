@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["lint", "types", "tests"]
+nox.options.sessions = ["lint", "types", "tests", "example_plugin"]
 nox.options.default_venv_backend = "venv"
 
 
@@ -38,5 +38,22 @@ def types(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks: each script prints a table with ratios against its in-process baseline."""
     session.install("-e", ".[test]")
-    for script in ("bench_retarget.py", "bench_detection.py", "bench_memory.py"):
+    for script in ("bench_retarget.py", "bench_detection.py", "bench_memory.py", "bench_warp.py"):
         session.run("python", f"benchmarks/{script}")
+
+
+@nox.session
+def example_plugin(session: nox.Session) -> None:
+    """Install the example plugin in a fresh environment, run the conformance kit against it,
+    and animate with it through the real entry point (`faceshot run --backend puppet`)."""
+    example = "examples/faceshot-example-backend"
+    session.install("-e", ".", "-e", example, "pytest>=8")
+    session.run("pytest", f"{example}/tests", "-q")
+    session.run("faceshot", "backends")
+    demo = f"{session.create_tmp()}/demo"
+    session.run("faceshot", "demo", "-o", demo, "--frames", "12", "--overwrite", "-q")
+    session.run(
+        "faceshot", "run", "-r", f"{demo}/reference.png", "-l", f"{demo}/reference.json",
+        "-d", f"{demo}/driving.mp4", "-o", f"{demo}/puppet.mp4", "--backend", "puppet",
+        "--option", "border=reflect", "--overwrite",
+    )  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from faceshot_backends.builtin.landmarks_backend import LandmarksBackend
+from faceshot_backends.builtin.warp_backend import WarpBackend
 from faceshot_backends.testing import BackendConformance
 
 
@@ -14,3 +15,14 @@ class TestLandmarksOverlay(BackendConformance):
 class TestLandmarksPose(BackendConformance):
     backend_class = LandmarksBackend
     options = {"style": "pose"}
+
+
+class TestWarp(BackendConformance):
+    backend_class = WarpBackend
+    num_frames = 8
+    reference_tolerance = 0.01  # frame 0 is the reference pose: an exact copy
+
+
+class TestWarpWithoutMouthInterior(BackendConformance):
+    backend_class = WarpBackend
+    options = {"mouth_interior": False}

@@ -220,7 +220,10 @@ def test_help_explains_and_entry_point_runs() -> None:
 def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run("demo", "-o", tmp_path, "--frames", "12") == 0
     err = capsys.readouterr().err
-    assert "error vs the known motion" in err
-    seq = load_sequence(tmp_path / "reposed.npz")
+    assert "error vs the known poses" in err
+    seq = load_sequence(tmp_path / "cat_landmarks.npz")
     assert len(seq) == 12 and seq.image_size == (451, 300)
+    assert probe_video(tmp_path / "cat.mp4").frame_count == 12
+    assert probe_video(tmp_path / "cat_compare.mp4").frame_count == 12
     assert run("demo", "-o", tmp_path, "--frames", "12") == 2  # outputs exist, no --overwrite
+    assert run("demo", "-o", tmp_path, "--frames", "12", "--overwrite", "-q") == 0

@@ -36,8 +36,7 @@ from faceshot_backends.contract import (
     Requirements,
 )
 from faceshot_core.sample_data import chelsea, chelsea_landmarks
-from faceshot_core.schema import INNER_LIPS, LEFT_EYE, OUTER_LIPS, RIGHT_EYE
-from faceshot_core.synthetic import HeadMotion, apply_affine, motion_matrices
+from faceshot_core.synthetic import HeadMotion, expression_sequence
 
 
 def sample_character(size: tuple[int, int] = (160, 120)) -> tuple[np.ndarray, np.ndarray]:
@@ -52,20 +51,8 @@ def sample_character(size: tuple[int, int] = (160, 120)) -> tuple[np.ndarray, np
 
 def sample_sequence(points: np.ndarray, frames: int) -> np.ndarray:
     """``frames`` poses of ``points``: a head motion, a blink and a mouth opening; frame 0 rest."""
-    center = tuple(float(v) for v in points.mean(axis=0))
     motion = HeadMotion(shift_x=4.0, shift_y=2.0, roll_degrees=4.0, scale=0.02, period=frames)
-    seq = apply_affine(points, motion_matrices(frames, (center[0], center[1]), motion))
-    amount = np.sin(np.linspace(0, np.pi, frames)) ** 2  # 0 at both ends, 1 in the middle
-    mouth_h = float(np.ptp(points[list(OUTER_LIPS), 0])) * 0.35
-    for eye in (RIGHT_EYE, LEFT_EYE):
-        upper, lower = [eye[1], eye[2]], [eye[5], eye[4]]
-        gap = seq[:, lower] - seq[:, upper]
-        seq[:, upper] += gap * amount[:, None, None] * 0.45
-        seq[:, lower] -= gap * amount[:, None, None] * 0.45
-    lower_lip = [*INNER_LIPS[5:], *OUTER_LIPS[7:11]]
-    seq[:, lower_lip, 1] += (amount * mouth_h)[:, None]
-    seq[0] = points
-    return seq.astype(np.float32)
+    return expression_sequence(points, frames, motion=motion)
 
 
 class BackendConformance:

@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from faceshot_core.schema import INNER_LIPS, LEFT_EYE, OUTER_LIPS, RIGHT_EYE
 from faceshot_core.video import write_video
 
 
@@ -78,3 +79,46 @@ def write_motion_clip(
     mats = motion_matrices(num_frames, (center[0], center[1]), motion or HeadMotion())
     write_video(Path(path), warp_frames(image, mats), fps, audio_from=audio_from)
     return apply_affine(landmarks, mats)
+
+
+def expression_sequence(
+    points: np.ndarray,
+    num_frames: int,
+    *,
+    motion: HeadMotion | None = None,
+    blinks: int = 1,
+    mouth_opening: float = 0.35,
+) -> np.ndarray:
+    """Poses ``[M, 68, 2]`` of a face: a head motion, blinks and a mouth opening and closing.
+
+    Frame 0 is ``points`` unchanged (the rest pose).  ``mouth_opening`` is the largest drop of
+    the lower lip as a fraction of the mouth width; eyes close to 10 % of their opening.
+    Used to synthesise driving clips and conformance-test sequences with known expressions.
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    center = pts.mean(axis=0)
+    seq = apply_affine(pts, motion_matrices(num_frames, (center[0], center[1]),
+                                            motion or HeadMotion(period=num_frames)))  # fmt: skip
+    seq = seq.astype(np.float64)
+    t = np.linspace(0.0, 1.0, num_frames)
+    mouth = np.sin(np.pi * t) ** 2  # opens and closes once
+    blink = np.exp(-(((t * blinks) % 1.0 - 0.5) ** 2) / (2 * 0.06**2))  # brief closures
+    for eye in (RIGHT_EYE, LEFT_EYE):
+        upper, lower = [eye[1], eye[2]], [eye[5], eye[4]]
+        gap = seq[:, lower] - seq[:, upper]
+        seq[:, upper] += gap * (0.45 * blink)[:, None, None]
+        seq[:, lower] -= gap * (0.45 * blink)[:, None, None]
+    width = float(np.linalg.norm(pts[OUTER_LIPS[6]] - pts[OUTER_LIPS[0]]))
+    down = _face_down(pts)
+    lower_lip = [*INNER_LIPS[5:], *OUTER_LIPS[7:11]]
+    seq[:, lower_lip] += (mouth * mouth_opening * width)[:, None, None] * down
+    chin = list(range(5, 12))
+    seq[:, chin] += (mouth * mouth_opening * 0.6 * width)[:, None, None] * down
+    seq[0] = pts
+    return seq.astype(np.float32)
+
+
+def _face_down(points: np.ndarray) -> np.ndarray:
+    """Unit vector from the brows toward the chin (the face's own "down")."""
+    v = points[8] - 0.5 * (points[19] + points[24])
+    return v / max(float(np.linalg.norm(v)), 1e-9)

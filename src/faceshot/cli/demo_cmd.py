@@ -1,102 +1,83 @@
-"""``faceshot demo``: the whole pipeline on built-in data, offline, on any CPU.
+"""``faceshot demo``: animate a cat with a person's expressions, offline, on any CPU.
 
-The actor is scikit-image's astronaut portrait, moved by a known synthetic head motion; the
+The actor is scikit-image's astronaut portrait: faceshot's own warp animator gives her a head
+motion, a blink and an opening mouth (known poses), and that clip is the driving video.  The
 character is scikit-image's cat (chelsea) with 68 landmarks the faceshot developers placed by
-hand (shipped in ``faceshot_core/assets``).  Nothing is downloaded.
+hand.  Then the real pipeline runs: landmarks are detected in the driving clip, retargeted to
+the cat, and the cat is animated by the ``warp`` backend.  Nothing is downloaded.
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
 import click
-import cv2
 import numpy as np
 
 from faceshot.cli.options import overwrite_option, quiet_option
 from faceshot.cli.progress import progress_bar, say
-from faceshot.pipeline import detect_reference, load_driving, reposed_sequence
+from faceshot.pipeline import detect_reference
+from faceshot.runner import run
+from faceshot_backends.warp_engine import LandmarkWarper
 from faceshot_core.atomic import check_output_path
-from faceshot_core.landmark_files import save_landmarks
-from faceshot_core.render import draw_landmarks, overlay_on_still
-from faceshot_core.sample_data import astronaut, chelsea, chelsea_landmarks
-from faceshot_core.synthetic import write_motion_clip
-from faceshot_core.video import iter_frames, write_video
+from faceshot_core.images import save_image
+from faceshot_core.sample_data import astronaut, chelsea, chelsea_landmarks_path
+from faceshot_core.synthetic import HeadMotion, expression_sequence
+from faceshot_core.video import write_video
 
-OUTPUTS = ("driving.mp4", "driving.npz", "reposed.npz", "reposed.mp4", "compare.mp4")
-PANEL_HEIGHT = 384
+DRIVING_FPS = 24.0
 
 
-def _panel(image: np.ndarray) -> np.ndarray:
-    h, w = image.shape[:2]
-    width = round(w * PANEL_HEIGHT / h / 2) * 2
-    return cv2.resize(image, (width, PANEL_HEIGHT), interpolation=cv2.INTER_AREA)
+def write_driving_clip(path: Path, frames: int) -> np.ndarray:
+    """The astronaut with known head motion and expressions; returns the poses [M, 68, 2]."""
+    actor = astronaut()
+    face = detect_reference(actor, source="astronaut.png")
+    poses = expression_sequence(face.points, frames, motion=HeadMotion(period=frames))
+    warper = LandmarkWarper(actor, face.points)
+    write_video(path, (warper.render(p) for p in poses), DRIVING_FPS)
+    return poses
 
 
 @click.command()
 @click.option(
-    "-o",
-    "--output-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("faceshot-demo"),
-    show_default=True,
-    help="Folder for the demo's outputs.",
-)
-@click.option(
-    "--frames",
-    type=click.IntRange(2, 2000),
-    default=72,
-    show_default=True,
-    help="Length of the synthetic driving clip.",
-)
+    "-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path),
+    default=Path("faceshot-demo"), show_default=True, help="Folder for the demo's outputs.",
+)  # fmt: skip
+@click.option("--frames", type=click.IntRange(2, 2000), default=72, show_default=True,
+              help="Length of the synthetic driving clip.")  # fmt: skip
 @overwrite_option
 @quiet_option
 def demo(output_dir: Path, frames: int, overwrite: bool, quiet: bool) -> None:
-    """Run the pipeline on built-in images: a person's head motion drives a cat's landmarks.
+    """Animate a built-in cat image with a built-in person's expressions (CPU, offline).
 
-    Writes into the output folder: driving.mp4 (the synthetic driving clip), driving.npz (its
-    detected landmarks), reposed.npz (the cat's landmark sequence), reposed.mp4 (that sequence
-    drawn on the cat) and compare.mp4 (driving | cat, side by side).
+    Writes into the output folder: driving.mp4 (the driving clip), reference.png and
+    reference.json (the cat and its landmarks), cat.mp4 (the animation), cat_compare.mp4
+    (driving | cat | animation) and cat_landmarks.npz (the cat's reposed landmarks).
     """
     output_dir.mkdir(parents=True, exist_ok=True)
-    paths = {name: output_dir / name for name in OUTPUTS}
-    for path in paths.values():
+    driving, image, landmarks = (output_dir / n for n in
+                                 ("driving.mp4", "reference.png", "reference.json"))  # fmt: skip
+    for path in (driving, image, landmarks):
         check_output_path(path, overwrite=overwrite)
-    actor, cat = astronaut(), chelsea()
     started = time.perf_counter()
+    with progress_bar("driving clip", quiet=quiet):
+        poses = write_driving_clip(driving, frames)
+    save_image(image, chelsea())
+    shutil.copyfile(chelsea_landmarks_path(), landmarks)
 
-    actor_face = detect_reference(actor, source="astronaut.png")
-    truth = write_motion_clip(paths["driving.mp4"], actor, actor_face.points, num_frames=frames)
-    with progress_bar("detecting", quiet=quiet) as progress:
-        driving = load_driving(paths["driving.mp4"], progress=progress)
-    save_landmarks(paths["driving.npz"], driving, overwrite=True)
-    error = np.linalg.norm(driving.points - truth, axis=-1)
-    say(
-        f"driving landmarks: {len(driving)} frames, error vs the known motion "
-        f"{error.mean():.2f} px mean, {error.max():.2f} px max",
-        quiet=quiet,
-    )
-
-    reference = chelsea_landmarks()
-    sequence = reposed_sequence(reference, driving)
-    save_landmarks(paths["reposed.npz"], sequence, overwrite=True)
-
-    fps = driving.fps or 24.0
-    # Streamed (drawn twice rather than held), so memory does not grow with --frames.
-    write_video(paths["reposed.mp4"], overlay_on_still(cat, sequence.points), fps, overwrite=True)
-    compare = (
-        np.concatenate([_panel(draw_landmarks(frame, pts)), _panel(cat_frame)], axis=1)
-        for frame, pts, cat_frame in zip(
-            iter_frames(paths["driving.mp4"]),
-            driving.points,
-            overlay_on_still(cat, sequence.points),
-            strict=False,
-        )
-    )
-    write_video(paths["compare.mp4"], compare, fps, overwrite=True)
-    say(
-        f"done in {time.perf_counter() - started:.1f} s; outputs in {output_dir}/: "
-        + ", ".join(OUTPUTS),
-        quiet=quiet,
-    )
+    with progress_bar("detecting", quiet=quiet) as detect_bar, \
+            progress_bar("animating", quiet=quiet) as animate_bar:  # fmt: skip
+        bars = {"detecting": detect_bar, "animating": animate_bar}
+        result = run(
+            image, driving, output=output_dir / "cat.mp4", backend="warp",
+            reference_landmarks=landmarks, compare=True, overwrite=overwrite,
+            progress=lambda stage, done, total: bars[stage](done, total),
+        )  # fmt: skip
+    error = np.linalg.norm(result.driving.points - poses, axis=-1)
+    say(f"driving landmarks: {len(poses)} frames, error vs the known poses "
+        f"{error.mean():.2f} px mean, {error.max():.2f} px max", quiet=quiet)  # fmt: skip
+    say(f"done in {time.perf_counter() - started:.1f} s; outputs in {output_dir}/: driving.mp4, "
+        "reference.png, reference.json, cat.mp4, cat_compare.mp4, cat_landmarks.npz",
+        quiet=quiet)  # fmt: skip
