@@ -1,4 +1,4 @@
-"""Peak memory of `faceshot detect` + `faceshot retarget --overlay-on` against video length.
+"""Peak memory of `faceshot detect`, `retarget --overlay-on` and `run` against video length.
 
 Long videos must stream: the peak resident memory of the whole CLI run on a clip ten times
 longer should stay about the same (landmarks cost 544 bytes a frame; frames are never held).
@@ -57,15 +57,23 @@ def main() -> None:
                 "-o", str(folder / f"s{frames}.npz"),
                 "--overlay-on", str(image), str(folder / f"o{frames}.mp4"), "-q",
             ]  # fmt: skip
-            rows.append((frames, *peak_rss_mib(detect), *peak_rss_mib(retarget)))
+            animate = [
+                "run", "-r", str(image), "-l", str(ref), "-d", str(video),
+                "-o", str(folder / f"a{frames}.mp4"), "--compare", "-q",
+            ]  # fmt: skip
+            rows.append(
+                (frames, *peak_rss_mib(detect), *peak_rss_mib(retarget), *peak_rss_mib(animate))
+            )
     base = rows[0]
     print(f"peak resident memory of CLI runs, 512x512 video, {sys.platform}")
     print(f"{'frames':>7} | {'detect MiB':>10} {'s':>6} {'ratio':>6} | "
-          f"{'retarget+overlay MiB':>20} {'s':>6} {'ratio':>6}")  # fmt: skip
-    print("-" * 72)
-    for frames, d_mib, d_s, r_mib, r_s in rows:
+          f"{'retarget+overlay MiB':>20} {'s':>6} {'ratio':>6} | "
+          f"{'run warp+compare MiB':>20} {'s':>6} {'ratio':>6}")  # fmt: skip
+    print("-" * 110)
+    for frames, d_mib, d_s, r_mib, r_s, a_mib, a_s in rows:
         print(f"{frames:>7} | {d_mib:>10.1f} {d_s:>6.1f} {d_mib / base[1]:>6.2f} | "
-              f"{r_mib:>20.1f} {r_s:>6.1f} {r_mib / base[3]:>6.2f}")  # fmt: skip
+              f"{r_mib:>20.1f} {r_s:>6.1f} {r_mib / base[3]:>6.2f} | "
+              f"{a_mib:>20.1f} {a_s:>6.1f} {a_mib / base[5]:>6.2f}")  # fmt: skip
     print("ratio = peak memory / peak memory of the shortest clip, measured in this run.")
 
 
