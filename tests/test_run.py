@@ -122,7 +122,7 @@ def _bad(name: str, folder: Path) -> Path:
 @pytest.mark.parametrize(
     ("case", "message"),
     [
-        ({"backend": "nope"}, "unknown backend 'nope'; available: landmarks, warp"),
+        ({"backend": "nope"}, "unknown backend 'nope'; available: landmarks, "),
         ({"driving": "truncated"}, "not a readable video"),
         ({"driving": "zero_frames"}, "no video stream"),
         ({"driving": "text_as_video"}, "not a readable video"),

@@ -249,3 +249,28 @@ class BaseBackend:
         self, request: AnimationRequest, progress: ProgressCallback | None = None
     ) -> Iterator[np.ndarray]:
         raise NotImplementedError(f"{type(self).__qualname__} must implement animate()")
+
+
+class PerFrameBackend(BaseBackend):
+    """A backend that renders every pose on its own: implement :meth:`prepare` and :meth:`render`.
+
+    ``animate`` then streams the frames, resizes them to ``request.size`` and reports
+    progress.  Generative backends that produce clips in chunks implement ``animate`` directly.
+    """
+
+    def prepare(self, request: AnimationRequest, options: Any) -> Any:
+        """Per-reference work done once (a mesh, a model); passed to every :meth:`render`."""
+        return None
+
+    def render(self, state: Any, points: np.ndarray) -> np.ndarray:
+        """One RGB uint8 frame for landmarks ``points`` ``[68, 2]`` (any size: it is resized)."""
+        raise NotImplementedError(f"{type(self).__qualname__} must implement render()")
+
+    def animate(
+        self, request: AnimationRequest, progress: ProgressCallback | None = None
+    ) -> Iterator[np.ndarray]:
+        state = self.prepare(request, self.parse_options(request.options))
+        for m, points in enumerate(request.sequence):
+            yield resize_frame(self.render(state, points), request.size)
+            if progress is not None:
+                progress(m + 1, request.num_frames)

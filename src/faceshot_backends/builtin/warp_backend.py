@@ -8,8 +8,7 @@ plausible mouth interior, which is what the diffusion backends are for.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import Field
@@ -17,10 +16,8 @@ from pydantic import Field
 from faceshot_backends.contract import (
     AnimationRequest,
     BackendOptions,
-    BaseBackend,
-    ProgressCallback,
+    PerFrameBackend,
     Requirements,
-    resize_frame,
 )
 
 
@@ -31,7 +28,7 @@ class WarpOptions(BackendOptions):
     )  # fmt: skip
 
 
-class WarpBackend(BaseBackend):
+class WarpBackend(PerFrameBackend):
     """Piecewise-affine warp of the reference image along its landmarks."""
 
     name: ClassVar[str] = "warp"
@@ -39,19 +36,14 @@ class WarpBackend(BaseBackend):
     Options: ClassVar[type[BackendOptions]] = WarpOptions
     requirements: ClassVar[Requirements] = Requirements()
 
-    def animate(
-        self, request: AnimationRequest, progress: ProgressCallback | None = None
-    ) -> Iterator[np.ndarray]:
+    def prepare(self, request: AnimationRequest, options: Any) -> Any:
         from faceshot_backends.warp_engine import LandmarkWarper
 
-        options = self.parse_options(request.options)
-        assert isinstance(options, WarpOptions)
-        warper = LandmarkWarper(
+        return LandmarkWarper(
             request.reference_image,
             request.reference_landmarks,
             mouth_interior=options.mouth_interior,
         )
-        for m, points in enumerate(request.sequence):
-            yield resize_frame(warper.render(points), request.size)
-            if progress is not None:
-                progress(m + 1, request.num_frames)
+
+    def render(self, state: Any, points: np.ndarray) -> np.ndarray:
+        return state.render(points)

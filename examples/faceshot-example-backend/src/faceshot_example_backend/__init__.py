@@ -7,7 +7,7 @@ Expressions are ignored; the point is to show every piece a backend plugin needs
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import cv2
@@ -17,10 +17,8 @@ from pydantic import Field
 from faceshot_backends.contract import (
     AnimationRequest,
     BackendOptions,
-    BaseBackend,
-    ProgressCallback,
+    PerFrameBackend,
     Requirements,
-    resize_frame,
 )
 from faceshot_core.hookspecs import hookimpl
 
@@ -36,7 +34,7 @@ _BORDERS = {"replicate": cv2.BORDER_REPLICATE, "reflect": cv2.BORDER_REFLECT101,
             "black": cv2.BORDER_CONSTANT}  # fmt: skip
 
 
-class PuppetBackend(BaseBackend):
+class PuppetBackend(PerFrameBackend):
     """Moves the reference rigidly with the head (no expressions)."""
 
     name: ClassVar[str] = "puppet"
@@ -44,23 +42,17 @@ class PuppetBackend(BaseBackend):
     Options: ClassVar[type[BackendOptions]] = PuppetOptions
     requirements: ClassVar[Requirements] = Requirements()
 
-    def animate(
-        self, request: AnimationRequest, progress: ProgressCallback | None = None
-    ) -> Iterator[np.ndarray]:
-        options = self.parse_options(request.options)
-        assert isinstance(options, PuppetOptions)
-        image = request.reference_image
+    def prepare(self, request: AnimationRequest, options: Any) -> Any:
+        """What every frame needs: the image, its landmarks and the border mode."""
+        return request.reference_image, request.reference_landmarks, _BORDERS[options.border]
+
+    def render(self, state: Any, points: np.ndarray) -> np.ndarray:
+        image, reference, border = state
+        matrix, _ = cv2.estimateAffinePartial2D(reference, points, method=cv2.LMEDS)
+        if matrix is None:  # degenerate landmarks: keep the image still
+            matrix = np.eye(2, 3)
         h, w = image.shape[:2]
-        for m, points in enumerate(request.sequence):
-            matrix, _ = cv2.estimateAffinePartial2D(request.reference_landmarks, points,
-                                                    method=cv2.LMEDS)  # fmt: skip
-            if matrix is None:  # degenerate landmarks: keep the image still
-                matrix = np.eye(2, 3)
-            frame = cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR,
-                                   borderMode=_BORDERS[options.border])  # fmt: skip
-            yield resize_frame(frame, request.size)
-            if progress is not None:
-                progress(m + 1, request.num_frames)
+        return cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=border)
 
 
 @hookimpl
