@@ -21,6 +21,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from faceshot.matching_api import GALLERY_ENV, MatchSettings, match_landmarks
 from faceshot.pipeline import detect_reference
 from faceshot_backends.contract import (
     AnimationRequest,
@@ -54,6 +55,7 @@ class RunResult:
     overlay: Path | None
     backend: str
     reference_landmarks: FaceLandmarks
+    reference_source: str  # "file", "detector" or "matcher"
     driving: LandmarkSequence
     sequence: LandmarkSequence
     frames: int
@@ -88,20 +90,41 @@ class OutputPaths:
 
 
 def _reference_landmarks(
-    image: np.ndarray, image_path: PathLike | None, landmarks: PathLike | None, detector: str
-) -> FaceLandmarks:
+    image: np.ndarray,
+    image_path: PathLike | None,
+    landmarks: PathLike | None,
+    detector: str,
+    match: bool,
+    matching: MatchSettings | None,
+) -> tuple[FaceLandmarks, str]:
+    """The character's landmarks and where they came from: file, detector or matcher.
+
+    Order: the user's file; the matcher when asked; else the detector, falling back to the
+    matcher when no face is found and a gallery is configured.
+    """
     h, w = image.shape[:2]
-    if landmarks is not None:
-        return load_face(landmarks, image_size=(w, h))
     source = str(image_path) if image_path is not None else "reference image"
+    if landmarks is not None:
+        return load_face(landmarks, image_size=(w, h)), "file"
+    if match:
+        return _matched(image, source, matching or MatchSettings()), "matcher"
     try:
-        return detect_reference(image, detector=detector, source=source)
+        return detect_reference(image, detector=detector, source=source), "detector"
     except NoFaceError:
+        settings = matching or MatchSettings()
+        if settings.gallery or os.environ.get(GALLERY_ENV):
+            return _matched(image, source, settings), "matcher"
         raise NoFaceError(
             f"{source}: no face found by the {detector} detector, and no reference landmarks "
             "given; supply the character's 68 landmarks with --reference-landmarks FILE "
-            "(faceshot JSON, .npy, .pts or .txt; see docs/landmark-format.md)"
+            "(faceshot JSON, .npy, .pts or .txt; see docs/landmark-format.md), or match them "
+            "with --gallery DIR (the appearance-guided matcher)"
         ) from None
+
+
+def _matched(image: np.ndarray, source: str, settings: MatchSettings) -> FaceLandmarks:
+    result = match_landmarks(image, settings)
+    return FaceLandmarks(result.landmarks.points, result.landmarks.image_size, source=source)
 
 
 def _driving(
@@ -157,6 +180,8 @@ def run(
     output: PathLike,
     backend: str = "warp",
     reference_landmarks: PathLike | None = None,
+    match: bool = False,
+    matching: MatchSettings | None = None,
     compare: bool = False,
     overlay: bool = False,
     device: str = "cpu",
@@ -181,6 +206,11 @@ def run(
     the driving fps with its audio), ``<stem>_landmarks.npz`` (the reposed sequence) and, when
     asked, ``<stem>_compare.mp4`` (driving | reference | result) and ``<stem>_overlay.mp4``.
     ``progress(stage, done, total)`` is called as work advances.
+
+    The character's landmarks come from ``reference_landmarks`` (a file), else from the
+    appearance-guided matcher when ``match`` is true, else from the face detector, falling back
+    to the matcher when no face is found and a gallery is configured (``matching.gallery`` or
+    ``$FACESHOT_GALLERY``); ``matching`` says where the matcher's gallery and weights are.
     """
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -200,7 +230,9 @@ def run(
     t = time.perf_counter()
     image = reference if isinstance(reference, np.ndarray) else load_image(reference)
     image_path = None if isinstance(reference, np.ndarray) else reference
-    ref = _reference_landmarks(image, image_path, reference_landmarks, detector)
+    ref, ref_source = _reference_landmarks(
+        image, image_path, reference_landmarks, detector, match, matching
+    )
     timings["reference_landmarks"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -229,7 +261,8 @@ def run(
     timings["total"] = time.perf_counter() - started
     return RunResult(
         output=paths.video, landmarks_file=paths.landmarks, compare=paths.compare,
-        overlay=paths.overlay, backend=backend, reference_landmarks=ref, driving=motion,
+        overlay=paths.overlay, backend=backend, reference_landmarks=ref,
+        reference_source=ref_source, driving=motion,
         sequence=sequence, frames=frames, fps=fps, timings=timings,
     )  # fmt: skip
 

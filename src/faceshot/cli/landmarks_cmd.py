@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
+from faceshot.cli.match_options import model_options, settings_from
 from faceshot.cli.options import (
     detector_option,
     image_size_option,
@@ -16,6 +18,7 @@ from faceshot.cli.options import (
     quiet_option,
 )
 from faceshot.cli.progress import say
+from faceshot.matching_api import match_landmarks
 from faceshot.pipeline import detect_reference
 from faceshot_core.atomic import check_output_path
 from faceshot_core.images import load_image, save_image
@@ -26,7 +29,7 @@ from faceshot_core.render import draw_landmarks
 
 @click.group()
 def landmarks() -> None:
-    """Reference landmarks: detect them on an image, or convert between formats."""
+    """Reference landmarks: detect or match them on an image, convert, show."""
 
 
 @landmarks.command("detect")
@@ -94,3 +97,76 @@ def show(source: Path, image_size: str | None) -> None:
         f"{source}: {len(lms)} frames of a {w}x{h} video, {fps}, "
         f"{int(lms.flags.sum())} interpolated"
     )
+
+
+@landmarks.command("match")
+@click.argument("image", type=input_file())
+@click.option(
+    "-o",
+    "--output",
+    type=output_file(),
+    required=True,
+    help="Landmark file to write (.json, .npz, .npy, .pts or .txt).",
+)
+@click.option(
+    "--gallery",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="Appearance gallery (default: $FACESHOT_GALLERY).",
+)
+@click.option(
+    "--overlay",
+    type=output_file(),
+    default=None,
+    help="Also write the image with the matched landmarks drawn on it.",
+)
+@click.option(
+    "--respace",
+    is_flag=True,
+    help="Re-space runs evenly along fitted curves (the reference code's clean-up).",
+)
+@click.option(
+    "--first-pass",
+    type=click.Choice(["average", "best"]),
+    default="average",
+    show_default=True,
+    help="First match for cropping the parts: features averaged over all domains, "
+    "or each point's best domain.",
+)
+@model_options
+@overwrite_option
+@quiet_option
+def match(
+    image: Path,
+    output: Path,
+    gallery: Path | None,
+    overlay: Path | None,
+    respace: bool,
+    first_pass: str,
+    overwrite: bool,
+    quiet: bool,
+    **model: Any,
+) -> None:
+    """Find the 68 landmarks of any character in IMAGE (FaceShot's appearance-guided matching).
+
+    Diffusion features of the image are compared with the gallery's features of each facial
+    part, taken from the domain (human, anime, animal, ...) whose look is closest to the
+    character's part.  Needs the Stable Diffusion (and IP-Adapter) weights locally.
+    """
+    check_output_path(output, overwrite=overwrite)
+    if overlay is not None:
+        check_output_path(overlay, overwrite=overwrite)
+    settings = settings_from(gallery, respace=respace, first_pass=first_pass, **model)
+    pixels = load_image(image)
+    result = match_landmarks(pixels, settings)
+    face = FaceLandmarks(result.landmarks.points, result.landmarks.image_size, source=str(image))
+    save_landmarks(output, face, overwrite=overwrite)
+    domains = ", ".join(f"{part}: {domain}" for part, domain in result.domains.items())
+    say(
+        f"68 landmarks -> {output} (domains {domains}; mean similarity "
+        f"{float(result.scores.mean()):.3f})",
+        quiet=quiet,
+    )
+    if overlay is not None:
+        save_image(overlay, draw_landmarks(pixels, face.points), overwrite=overwrite)
+        say(f"overlay -> {overlay}", quiet=quiet)

@@ -13,6 +13,7 @@ import click
 
 from faceshot.cli.demo_cmd import demo
 from faceshot.cli.detect_cmd import detect
+from faceshot.cli.gallery_cmd import gallery
 from faceshot.cli.landmarks_cmd import landmarks
 from faceshot.cli.retarget_cmd import retarget
 from faceshot.cli.run_cmd import backends, run
@@ -31,7 +32,8 @@ def cli() -> None:
       faceshot run -r character.png -d driving.mp4 -o out.mp4 [--backend NAME]
     or step by step:
       faceshot detect VIDEO -o driving.npz            driving-video landmarks
-      faceshot landmarks detect IMAGE -o ref.json     a reference face's landmarks
+      faceshot landmarks detect IMAGE -o ref.json     a human-like face's landmarks
+      faceshot landmarks match IMAGE -o ref.json --gallery G   any character's landmarks
       faceshot retarget --reference-landmarks ref.json --driving driving.npz -o seq.npz
     and `faceshot demo` runs it all on a built-in example, offline, on any CPU.
     """
@@ -42,6 +44,7 @@ cli.add_command(backends)
 cli.add_command(detect)
 cli.add_command(retarget)
 cli.add_command(landmarks)
+cli.add_command(gallery)
 cli.add_command(demo)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -10,6 +11,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from faceshot.cli.match_options import settings_from, weights_options
 from faceshot.cli.options import (
     detector_option,
     input_file,
@@ -54,6 +56,20 @@ def parse_backend_options(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.option("-l", "--reference-landmarks", type=input_file(), default=None,
               help="The character's 68 landmarks (JSON, .npz/.npy, .pts, .txt). Without it, "
               "a face detector is tried on the reference.")  # fmt: skip
+@click.option(
+    "--match",
+    is_flag=True,
+    help="Find the character's landmarks with the appearance-guided matcher even if "
+    "a face detector would find a face.",
+)
+@click.option(
+    "--gallery",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="Appearance gallery for the matcher (default: $FACESHOT_GALLERY); with it, "
+    "the matcher also steps in when no face is detected.",
+)
+@weights_options
 @click.option("--compare", is_flag=True,
               help="Also write <name>_compare.mp4 (driving | reference | result).")  # fmt: skip
 @click.option("--overlay", is_flag=True,
@@ -79,12 +95,14 @@ def run(
     reference: Path, driving: Path, output: Path, backend: str,
     reference_landmarks: Path | None, compare: bool, overlay: bool, device: str, dtype: str,
     seed: int, backend_options: tuple[str, ...], max_frames: int | None, smooth: bool,
-    parts: str | None, detector: str, overwrite: bool, quiet: bool,
+    parts: str | None, detector: str, overwrite: bool, quiet: bool, match: bool,
+    gallery: Path | None, **weights: Any,
 ) -> None:  # fmt: skip
     """Animate a character image with the motion of a driving video.
 
     The output is an mp4 at the driving video's frame rate, with its audio.  The character's
-    landmarks come from --reference-landmarks, else from a face detector (human-like faces).
+    landmarks come from --reference-landmarks, else from a face detector (human-like faces),
+    else from the appearance-guided matcher (--gallery; --match to use it first).
     """
     options = parse_backend_options(backend_options)
     bars: dict[str, Any] = {}
@@ -94,6 +112,8 @@ def run(
         result = run_pipeline(
             reference, driving, output=output, backend=backend,
             reference_landmarks=reference_landmarks, compare=compare, overlay=overlay,
+            match=match,
+            matching=replace(settings_from(gallery, **weights), device=device, dtype=dtype),
             device=device, dtype=dtype, seed=seed, detector=detector,
             smoothing="one_euro" if smooth else None, parts=parse_parts(parts),
             max_frames=max_frames, overwrite=overwrite,

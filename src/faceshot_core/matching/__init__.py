@@ -1,9 +1,45 @@
 """Appearance-guided landmark matching: 68 landmarks on any character (FaceShot Sec. 3.2).
 
-Importing this package does not import torch or diffusers; the diffusion feature extractor
-loads them on first use.
+* :mod:`~faceshot_core.matching.base` - the protocols (FeatureExtractor, ImageEmbedder) and
+  the FeatureSpec a gallery is tagged with;
+* :mod:`~faceshot_core.matching.matcher` - Eq. 4: upsampled, normalised features, argmax of the
+  cosine similarity, computed in memory-bounded strips;
+* :mod:`~faceshot_core.matching.gallery` - the appearance gallery (build, import, load), the
+  per-part domain choice and two-pass matching;
+* :mod:`~faceshot_core.matching.diffusion` / :mod:`~faceshot_core.matching.clip_embedder` /
+  :mod:`~faceshot_core.matching.weights` - Stable Diffusion (+ IP-Adapter) features after DDIM
+  inversion, CLIP image embeddings, and offline weight lookup;
+* :mod:`~faceshot_core.matching.postprocess` - the reference code's optional re-spacing.
+
+Importing this package does not import torch or diffusers; they load on first use.
 """
 
 from faceshot_core.matching.base import FeatureExtractor, FeatureSpec, ImageEmbedder
+from faceshot_core.matching.gallery import (
+    Gallery,
+    GalleryError,
+    GalleryMatch,
+    GalleryMismatchError,
+    build_gallery,
+    import_reference_gallery,
+    load_gallery,
+    match_with_gallery,
+)
+from faceshot_core.matching.matcher import Matcher, match_points, point_features
 
-__all__ = ["FeatureExtractor", "FeatureSpec", "ImageEmbedder"]
+__all__ = [
+    "FeatureExtractor",
+    "FeatureSpec",
+    "Gallery",
+    "GalleryError",
+    "GalleryMatch",
+    "GalleryMismatchError",
+    "ImageEmbedder",
+    "Matcher",
+    "build_gallery",
+    "import_reference_gallery",
+    "load_gallery",
+    "match_points",
+    "match_with_gallery",
+    "point_features",
+]

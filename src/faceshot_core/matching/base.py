@@ -33,6 +33,22 @@ class FeatureSpec:
     channels: int
     image_prompt: str | None = None  # e.g. "ip-adapter_sd15" or None (no image prompt)
 
+    @property
+    def model_key(self) -> str:
+        """The model's identity for comparisons: its repository or folder name, lower case.
+
+        The same weights are named by Hub id (``stabilityai/stable-diffusion-2-1``) when loaded
+        from the cache and by folder name (``stable-diffusion-2-1``) when loaded from a local
+        copy; both, and mirrors under another organisation, mean the same features.
+        """
+        return self.model.rstrip("/").replace("\\", "/").rsplit("/", 1)[-1].lower()
+
+    def compatible_with(self, other: FeatureSpec) -> bool:
+        """Whether features described by ``self`` and ``other`` can be compared."""
+        return (self.model_key, self.timestep, self.block, self.channels, self.image_prompt) == (
+            other.model_key, other.timestep, other.block, other.channels, other.image_prompt
+        )  # fmt: skip
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
