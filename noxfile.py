@@ -15,7 +15,8 @@ nox.options.default_venv_backend = "venv"
 @nox.session
 def tests(session: nox.Session) -> None:
     """The fast suite (slow and GPU tests deselected unless asked with -- -m ...)."""
-    session.install("-e", ".[test]")
+    session.install("torch==2.13.0")  # the CPU wheel here; a bare `torch` pulls CUDA packages
+    session.install("-e", ".[test,match]")
     session.run("pytest", *(session.posargs or ["-m", "not slow and not gpu"]))
 
 
@@ -40,6 +41,14 @@ def bench(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     for script in ("bench_retarget.py", "bench_detection.py", "bench_memory.py", "bench_warp.py"):
         session.run("python", f"benchmarks/{script}")
+
+
+@nox.session
+def bench_matching(session: nox.Session) -> None:
+    """Matcher feature extraction with full-size random-weight SD 1.5 (about 5 minutes on CPU)."""
+    session.install("torch==2.13.0")
+    session.install("-e", ".[test,match]")
+    session.run("python", "benchmarks/bench_matching.py", *session.posargs)
 
 
 @nox.session

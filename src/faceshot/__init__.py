@@ -25,6 +25,7 @@ from faceshot.pipeline import (
     make_detector,
     reposed_sequence,
 )
+from faceshot.matching_api import MatchSettings, match_landmarks
 from faceshot.runner import RunResult, run
 from faceshot_core.landmark_files import load_landmarks, save_landmarks
 from faceshot_core.landmarks import FaceLandmarks, LandmarkSequence
@@ -34,6 +35,7 @@ __version__ = "0.1.0"
 __all__ = [
     "FaceLandmarks",
     "LandmarkSequence",
+    "MatchSettings",
     "RunResult",
     "__version__",
     "detect_reference",
@@ -41,6 +43,7 @@ __all__ = [
     "load_landmarks",
     "load_reference",
     "make_detector",
+    "match_landmarks",
     "reposed_sequence",
     "run",
     "save_landmarks",
