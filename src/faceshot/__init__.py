@@ -18,6 +18,7 @@ and the steps are available on their own::
 Landmarks are iBUG 68-point, pixel (x, y) float32; see :mod:`faceshot_core.schema`.
 """
 
+from faceshot.matching_api import MatchSettings, match_landmarks
 from faceshot.pipeline import (
     detect_reference,
     load_driving,
@@ -25,7 +26,6 @@ from faceshot.pipeline import (
     make_detector,
     reposed_sequence,
 )
-from faceshot.matching_api import MatchSettings, match_landmarks
 from faceshot.runner import RunResult, run
 from faceshot_core.landmark_files import load_landmarks, save_landmarks
 from faceshot_core.landmarks import FaceLandmarks, LandmarkSequence
