@@ -200,3 +200,38 @@ def test_run_without_gallery_says_how_to_get_landmarks(
     )
     assert code == 2
     assert "needs a gallery" in capsys.readouterr().err
+
+
+def test_match_with_annotated_targets_as_in_the_paper(
+    setup: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "m.json"
+    targets = setup["source"] / "human"
+    args = [
+        "landmarks",
+        "match",
+        str(setup["cat"]),
+        "-o",
+        str(out),
+        "--targets",
+        str(targets),
+        "--respace",
+        "-q",
+        *weights(setup),
+    ]
+    assert main(args) == 0
+    face = load_face(out)
+    assert face.image_size == (451, 300) and np.isfinite(face.points).all()
+    both = [
+        "landmarks",
+        "match",
+        str(setup["cat"]),
+        "-o",
+        str(tmp_path / "b.json"),
+        "--targets",
+        str(targets),
+        "--gallery",
+        str(targets),
+    ]
+    assert main(both) == 2
+    assert "not both" in capsys.readouterr().err

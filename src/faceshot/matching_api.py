@@ -16,7 +16,9 @@ from typing import Any, Literal
 import numpy as np
 
 from faceshot_core.images import load_image
+from faceshot_core.landmarks import FaceLandmarks
 from faceshot_core.matching.gallery import Gallery, GalleryMatch, load_gallery, match_with_gallery
+from faceshot_core.matching.matcher import LandmarkMatch
 from faceshot_core.matching.weights import IP_ADAPTER_REPO, SD15_REPO
 
 PathLike = str | os.PathLike[str]
@@ -58,8 +60,8 @@ class MatchSettings:
         return Path(chosen)
 
 
-def load_models(settings: MatchSettings) -> tuple[Any, Any]:
-    """The feature extractor and the CLIP image embedder named by ``settings``."""
+def load_models(settings: MatchSettings, *, embedder: bool = True) -> tuple[Any, Any]:
+    """The feature extractor and (unless ``embedder`` is false) the CLIP image embedder."""
     from faceshot_core.matching.clip_embedder import ClipImageEmbedder
     from faceshot_core.matching.diffusion import DiffusionFeatureExtractor
 
@@ -71,15 +73,17 @@ def load_models(settings: MatchSettings) -> tuple[Any, Any]:
         hf_cache_dir=settings.hf_cache_dir,
         cache_dir=settings.feature_cache_dir,
     )
-    embedder = extractor.image_encoder
-    if embedder is None or settings.image_encoder is not None:
-        embedder = ClipImageEmbedder.from_pretrained(
+    if not embedder:
+        return extractor, None
+    clip = extractor.image_encoder
+    if clip is None or settings.image_encoder is not None:
+        clip = ClipImageEmbedder.from_pretrained(
             settings.image_encoder or settings.ip_adapter or IP_ADAPTER_REPO,
             device=settings.device,
             dtype=settings.dtype,
             cache_dir=settings.hf_cache_dir,
         )
-    return extractor, embedder
+    return extractor, clip
 
 
 def match_landmarks(
@@ -100,3 +104,39 @@ def match_landmarks(
     return match_with_gallery(
         pixels, extractor, embedder, gal, first_pass=settings.first_pass, respace=settings.respace
     )
+
+
+def match_with_targets(
+    image: PathLike | np.ndarray,
+    targets: PathLike,
+    settings: MatchSettings,
+    *,
+    models: tuple[Any, Any] | None = None,
+) -> LandmarkMatch:
+    """The paper's own setting (Eq. 3-4): match against ``k`` annotated target images.
+
+    ``targets`` is a folder of images, each with a 68-point file of the same stem.  Target
+    features are extracted with the character as IP-Adapter image prompt and the character's
+    with the first target as prompt; no gallery, no domain choice.  Slower than a gallery (the
+    targets are extracted for every character) but exactly the paper's Eq. 3.
+    """
+    from faceshot_core.landmark_files import load_face
+    from faceshot_core.matching.gallery import GalleryError, annotated_images
+    from faceshot_core.matching.matcher import Matcher
+    from faceshot_core.matching.postprocess import respace
+
+    folder = Path(targets)
+    if not folder.is_dir():
+        raise GalleryError(f"targets {folder} is not a folder of annotated images")
+    pairs = []
+    for image_path, landmark_path in annotated_images(folder):
+        pixels = load_image(image_path)
+        h, w = pixels.shape[:2]
+        pairs.append((pixels, load_face(landmark_path, image_size=(w, h))))
+    reference = image if isinstance(image, np.ndarray) else load_image(image)
+    extractor, _ = models if models is not None else load_models(settings, embedder=False)
+    result = Matcher(extractor).match_targets(reference, pairs)
+    if settings.respace:
+        fixed = FaceLandmarks(respace(result.landmarks.points), result.landmarks.image_size)
+        return LandmarkMatch(fixed, result.scores)
+    return result

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 
 from faceshot.cli.match_options import model_options, settings_from
 from faceshot.cli.options import (
@@ -18,7 +19,7 @@ from faceshot.cli.options import (
     quiet_option,
 )
 from faceshot.cli.progress import say
-from faceshot.matching_api import match_landmarks
+from faceshot.matching_api import match_landmarks, match_with_targets
 from faceshot.pipeline import detect_reference
 from faceshot_core.atomic import check_output_path
 from faceshot_core.images import load_image, save_image
@@ -121,6 +122,13 @@ def show(source: Path, image_size: str | None) -> None:
     help="Also write the image with the matched landmarks drawn on it.",
 )
 @click.option(
+    "--targets",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Instead of a gallery: a folder of annotated target images (image + 68-point file), "
+    "matched as in the paper with IP-Adapter cross-prompting (Eq. 3).",
+)
+@click.option(
     "--respace",
     is_flag=True,
     help="Re-space runs evenly along fitted curves (the reference code's clean-up).",
@@ -141,6 +149,7 @@ def match(
     output: Path,
     gallery: Path | None,
     overlay: Path | None,
+    targets: Path | None,
     respace: bool,
     first_pass: str,
     overwrite: bool,
@@ -156,17 +165,21 @@ def match(
     check_output_path(output, overwrite=overwrite)
     if overlay is not None:
         check_output_path(overlay, overwrite=overwrite)
+    if gallery is not None and targets is not None:
+        raise click.UsageError("give --gallery or --targets, not both")
     settings = settings_from(gallery, respace=respace, first_pass=first_pass, **model)
     pixels = load_image(image)
-    result = match_landmarks(pixels, settings)
-    face = FaceLandmarks(result.landmarks.points, result.landmarks.image_size, source=str(image))
+    if targets is not None:
+        matched = match_with_targets(pixels, targets, settings)
+        how = f"{targets}"
+    else:
+        result = match_landmarks(pixels, settings)
+        matched = result
+        how = "domains " + ", ".join(f"{p}: {d}" for p, d in result.domains.items())
+    face = FaceLandmarks(matched.landmarks.points, matched.landmarks.image_size, source=str(image))
     save_landmarks(output, face, overwrite=overwrite)
-    domains = ", ".join(f"{part}: {domain}" for part, domain in result.domains.items())
-    say(
-        f"68 landmarks -> {output} (domains {domains}; mean similarity "
-        f"{float(result.scores.mean()):.3f})",
-        quiet=quiet,
-    )
+    mean = float(np.mean(matched.scores))
+    say(f"68 landmarks -> {output} ({how}; mean similarity {mean:.3f})", quiet=quiet)
     if overlay is not None:
         save_image(overlay, draw_landmarks(pixels, face.points), overwrite=overwrite)
         say(f"overlay -> {overlay}", quiet=quiet)

@@ -715,7 +715,7 @@ def _domain_folders(root: Path) -> list[Path]:
     return folders
 
 
-def _annotated_images(folder: Path) -> list[tuple[Path, Path]]:
+def annotated_images(folder: Path) -> list[tuple[Path, Path]]:
     """``(image, landmark file)`` pairs of a domain folder; every image needs its landmarks."""
     images = sorted(
         p
@@ -765,7 +765,7 @@ def build_gallery(
     ``progress(done, total)`` is called after each image.
     """
     root_path = Path(root)
-    plan = [(folder.name, _annotated_images(folder)) for folder in _domain_folders(root_path)]
+    plan = [(folder.name, annotated_images(folder)) for folder in _domain_folders(root_path)]
     _check_gallery_output(Path(output), overwrite)  # fail before the long part
     total = sum(len(pairs) for _, pairs in plan)
     matcher = Matcher(extractor)
