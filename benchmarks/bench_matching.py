@@ -45,15 +45,13 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(_HERE.parent / "src")]
 
 import torch  # noqa: E402
-from diffusers import AutoencoderKL, DDIMInverseScheduler, UNet2DConditionModel  # noqa: E402
+from diffusers import DDIMInverseScheduler  # noqa: E402
 from transformers import (  # noqa: E402
-    CLIPTextConfig,
-    CLIPTextModel,
     CLIPTokenizer,
-    CLIPVisionConfig,
-    CLIPVisionModelWithProjection,
 )
 
+from faceshot_core.matching.architectures import SD15_SCHEDULER  # noqa: E402
+from faceshot_core.matching.architectures import build as build_architecture  # noqa: E402
 from faceshot_core.matching.clip_embedder import ClipImageEmbedder  # noqa: E402
 from faceshot_core.matching.diffusion import (  # noqa: E402
     DiffusionFeatureExtractor,
@@ -63,15 +61,6 @@ from faceshot_core.matching.diffusion import (  # noqa: E402
 )
 from faceshot_core.sample_data import astronaut, chelsea  # noqa: E402
 
-SD15_SCHEDULER = {
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-    "beta_start": 0.00085,
-    "num_train_timesteps": 1000,
-    "set_alpha_to_one": False,
-    "steps_offset": 1,
-    "clip_sample": False,
-}
 PROMPT = "a photo of a face"
 
 
@@ -87,45 +76,8 @@ def tokenizer() -> Any:
 def build_models() -> dict[str, Any]:
     """Full-size SD 1.5 + IP-Adapter modules with random weights (float32, CPU)."""
     torch.manual_seed(0)
-    unet = UNet2DConditionModel(
-        sample_size=64,
-        block_out_channels=(320, 640, 1280, 1280),
-        cross_attention_dim=768,
-        attention_head_dim=8,
-        layers_per_block=2,
-        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-    )
-    vae = AutoencoderKL(
-        block_out_channels=(128, 256, 512, 512),
-        latent_channels=4,
-        layers_per_block=2,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-    )
-    text = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=49408,
-            hidden_size=768,
-            intermediate_size=3072,
-            num_hidden_layers=12,
-            num_attention_heads=12,
-            max_position_embeddings=77,
-            hidden_act="quick_gelu",
-        )
-    )
-    image = CLIPVisionModelWithProjection(
-        CLIPVisionConfig(
-            hidden_size=1280,
-            intermediate_size=5120,
-            num_hidden_layers=32,
-            num_attention_heads=16,
-            patch_size=14,
-            image_size=224,
-            projection_dim=1024,
-            hidden_act="gelu",
-        )
-    )
+    unet, vae = build_architecture("unet15"), build_architecture("vae")
+    text, image = build_architecture("text"), build_architecture("image")
     attach_ip_adapter(unet, ip_adapter_state(unet))
     return {
         "unet": unet.eval(),

@@ -28,12 +28,17 @@ from transformers import (  # noqa: E402
     CLIPTextConfig,
     CLIPTextModel,
     CLIPTokenizer,
-    CLIPVisionConfig,
-    CLIPVisionModelWithProjection,
 )
 
 from faceshot_core.errors import FaceshotUserError, MissingDependencyError  # noqa: E402
 from faceshot_core.matching import FeatureExtractor, ImageEmbedder  # noqa: E402
+from faceshot_core.matching.architectures import (  # noqa: E402
+    SD15_SCHEDULER,
+    SD21_SCHEDULER,
+    SD_DOWN_BLOCKS,
+    SD_UP_BLOCKS,
+)
+from faceshot_core.matching.architectures import build as build_architecture  # noqa: E402
 from faceshot_core.matching.clip_embedder import ClipImageEmbedder, clip_preprocess  # noqa: E402
 from faceshot_core.matching.diffusion import (  # noqa: E402
     DiffusionFeatureExtractor,
@@ -50,34 +55,7 @@ from faceshot_core.matching.weights import hf_hub_cache, locate_weights  # noqa:
 
 REPO = Path(__file__).resolve().parents[1]
 
-# The released scheduler configs (SD 1.5: PNDM, epsilon; SD 2.1: DDIM, v-prediction).
-SD15_SCHEDULER = {
-    "_class_name": "PNDMScheduler",
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-    "beta_start": 0.00085,
-    "num_train_timesteps": 1000,
-    "set_alpha_to_one": False,
-    "skip_prk_steps": True,
-    "steps_offset": 1,
-    "trained_betas": None,
-    "clip_sample": False,
-}
-SD21_SCHEDULER = {
-    "_class_name": "DDIMScheduler",
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-    "beta_start": 0.00085,
-    "clip_sample": False,
-    "num_train_timesteps": 1000,
-    "prediction_type": "v_prediction",
-    "set_alpha_to_one": False,
-    "skip_prk_steps": True,
-    "steps_offset": 1,
-    "trained_betas": None,
-}
-SD_DOWN = ("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",)
-SD_UP = ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3
+SD_DOWN, SD_UP = SD_DOWN_BLOCKS, SD_UP_BLOCKS
 SIZE = 64  # tiny runs: 64x64 images, 8x8 latents, 4x4 up_blocks[1] maps (SD at 512: 64 and 32)
 
 
@@ -689,23 +667,6 @@ def test_core_imports_without_torch() -> None:
 
 # --------------------------------------------------------------------------- full size, meta
 
-SD15_UNET = {
-    "sample_size": 64,
-    "block_out_channels": (320, 640, 1280, 1280),
-    "cross_attention_dim": 768,
-    "attention_head_dim": 8,
-    "layers_per_block": 2,
-    "down_block_types": SD_DOWN,
-    "up_block_types": SD_UP,
-}
-SD21_UNET = {
-    **SD15_UNET,
-    "sample_size": 96,
-    "cross_attention_dim": 1024,
-    "attention_head_dim": (5, 10, 20, 20),
-    "use_linear_projection": True,
-}
-
 # Shapes in the released checkpoints (diffusers layout / transformers layout).
 SD15_UNET_KEYS = {
     "conv_in.weight": (320, 4, 3, 3),
@@ -771,40 +732,7 @@ def released_names(state: dict[str, Any], prefix: str) -> dict[str, tuple[int, .
 def meta_models() -> dict[str, Any]:
     with torch.device("meta"):
         return {
-            "unet15": UNet2DConditionModel(**SD15_UNET),
-            "unet21": UNet2DConditionModel(**SD21_UNET),
-            "vae": AutoencoderKL(
-                block_out_channels=(128, 256, 512, 512),
-                latent_channels=4,
-                layers_per_block=2,
-                down_block_types=("DownEncoderBlock2D",) * 4,
-                up_block_types=("UpDecoderBlock2D",) * 4,
-                sample_size=512,
-            ),
-            "text": CLIPTextModel(
-                CLIPTextConfig(
-                    vocab_size=49408,
-                    hidden_size=768,
-                    intermediate_size=3072,
-                    num_hidden_layers=12,
-                    num_attention_heads=12,
-                    max_position_embeddings=77,
-                    hidden_act="quick_gelu",
-                    projection_dim=768,
-                )
-            ),
-            "image": CLIPVisionModelWithProjection(
-                CLIPVisionConfig(
-                    hidden_size=1280,
-                    intermediate_size=5120,
-                    num_hidden_layers=32,
-                    num_attention_heads=16,
-                    patch_size=14,
-                    image_size=224,
-                    projection_dim=1024,
-                    hidden_act="gelu",
-                )
-            ),
+            kind: build_architecture(kind) for kind in ("unet15", "unet21", "vae", "text", "image")
         }
 
 
@@ -868,7 +796,7 @@ def test_full_size_feature_block(meta_models: dict[str, Any]) -> None:
 def test_full_size_ip_adapter_attaches(meta_models: dict[str, Any]) -> None:
     """The released ip-adapter_sd15 layout fits every attn2 of the SD 1.5 UNet."""
     with torch.device("meta"):
-        unet = UNet2DConditionModel(**SD15_UNET)
+        unet = build_architecture("unet15")
         state = {
             "image_proj": {
                 "proj.weight": torch.empty(3072, 1024),

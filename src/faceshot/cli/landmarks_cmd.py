@@ -27,6 +27,38 @@ from faceshot_core.landmark_files import load_landmarks, save_landmarks
 from faceshot_core.landmarks import FaceLandmarks
 from faceshot_core.render import draw_landmarks
 
+landmark_output_option = click.option(
+    "-o",
+    "--output",
+    type=output_file(),
+    required=True,
+    help="Landmark file to write (.json, .npz, .npy, .pts or .txt).",
+)
+
+
+def _check_outputs(output: Path, overlay: Path | None, overwrite: bool) -> None:
+    for path in (output, overlay):
+        if path is not None:
+            check_output_path(path, overwrite=overwrite)
+
+
+def _write_face(
+    face: FaceLandmarks,
+    pixels: np.ndarray,
+    output: Path,
+    overlay: Path | None,
+    *,
+    overwrite: bool,
+    quiet: bool,
+    detail: str = "",
+) -> None:
+    """Save one face's landmarks (and the image with them drawn on it, when asked)."""
+    save_landmarks(output, face, overwrite=overwrite)
+    say(f"68 landmarks -> {output}{detail}", quiet=quiet)
+    if overlay is not None:
+        save_image(overlay, draw_landmarks(pixels, face.points), overwrite=overwrite)
+        say(f"overlay -> {overlay}", quiet=quiet)
+
 
 @click.group()
 def landmarks() -> None:
@@ -35,13 +67,7 @@ def landmarks() -> None:
 
 @landmarks.command("detect")
 @click.argument("image", type=input_file())
-@click.option(
-    "-o",
-    "--output",
-    type=output_file(),
-    required=True,
-    help="Landmark file to write (.json, .npz, .npy, .pts or .txt).",
-)
+@landmark_output_option
 @click.option(
     "--overlay",
     type=output_file(),
@@ -55,16 +81,10 @@ def detect_landmarks(
     image: Path, output: Path, overlay: Path | None, detector: str, overwrite: bool, quiet: bool
 ) -> None:
     """Detect the 68 landmarks of the largest face in IMAGE (human-like faces)."""
-    check_output_path(output, overwrite=overwrite)
-    if overlay is not None:
-        check_output_path(overlay, overwrite=overwrite)
+    _check_outputs(output, overlay, overwrite)
     pixels = load_image(image)
     face = detect_reference(pixels, detector=detector, source=str(image))
-    save_landmarks(output, face, overwrite=overwrite)
-    say(f"68 landmarks -> {output}", quiet=quiet)
-    if overlay is not None:
-        save_image(overlay, draw_landmarks(pixels, face.points), overwrite=overwrite)
-        say(f"overlay -> {overlay}", quiet=quiet)
+    _write_face(face, pixels, output, overlay, overwrite=overwrite, quiet=quiet)
 
 
 @landmarks.command("convert")
@@ -102,13 +122,7 @@ def show(source: Path, image_size: str | None) -> None:
 
 @landmarks.command("match")
 @click.argument("image", type=input_file())
-@click.option(
-    "-o",
-    "--output",
-    type=output_file(),
-    required=True,
-    help="Landmark file to write (.json, .npz, .npy, .pts or .txt).",
-)
+@landmark_output_option
 @click.option(
     "--gallery",
     type=click.Path(exists=True, path_type=Path),
@@ -162,9 +176,7 @@ def match(
     part, taken from the domain (human, anime, animal, ...) whose look is closest to the
     character's part.  Needs the Stable Diffusion (and IP-Adapter) weights locally.
     """
-    check_output_path(output, overwrite=overwrite)
-    if overlay is not None:
-        check_output_path(overlay, overwrite=overwrite)
+    _check_outputs(output, overlay, overwrite)
     if gallery is not None and targets is not None:
         raise click.UsageError("give --gallery or --targets, not both")
     settings = settings_from(gallery, respace=respace, first_pass=first_pass, **model)
@@ -177,9 +189,5 @@ def match(
         matched = result
         how = "domains " + ", ".join(f"{p}: {d}" for p, d in result.domains.items())
     face = FaceLandmarks(matched.landmarks.points, matched.landmarks.image_size, source=str(image))
-    save_landmarks(output, face, overwrite=overwrite)
-    mean = float(np.mean(matched.scores))
-    say(f"68 landmarks -> {output} ({how}; mean similarity {mean:.3f})", quiet=quiet)
-    if overlay is not None:
-        save_image(overlay, draw_landmarks(pixels, face.points), overwrite=overwrite)
-        say(f"overlay -> {overlay}", quiet=quiet)
+    detail = f" ({how}; mean similarity {float(np.mean(matched.scores)):.3f})"
+    _write_face(face, pixels, output, overlay, overwrite=overwrite, quiet=quiet, detail=detail)
