@@ -24,19 +24,25 @@ def check_output_path(path: str | os.PathLike[str], *, overwrite: bool = True) -
     ``-o`` costs nothing.
     """
     out = Path(path)
-    parent = out.parent if str(out.parent) else Path(".")
     if out.is_dir():
         raise MediaError(f"output {out} is a folder, expected a file path")
-    if not parent.is_dir():
-        raise MediaError(f"output folder {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise MediaError(f"output folder {parent} is not writable")
+    check_output_folder(out)
     if out.exists() and not overwrite:
         raise MediaError(f"output {out} already exists (use --overwrite to replace it)")
     return out
 
 
-def _umask() -> int:
+def check_output_folder(out: Path) -> None:
+    """The folder that will hold ``out`` must exist and be writable."""
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise MediaError(f"output folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise MediaError(f"output folder {parent} is not writable")
+
+
+def current_umask() -> int:
+    """The process umask (reading it means setting it; it is put back at once)."""
     current = os.umask(0)
     os.umask(current)
     return current
@@ -62,7 +68,7 @@ def atomic_output(path: str | os.PathLike[str], *, overwrite: bool = True) -> It
         yield tmp
         if not tmp.exists() or tmp.stat().st_size == 0:
             raise MediaError(f"writing {out} produced no data")
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)

@@ -13,6 +13,7 @@ from faceshot.cli.options import (
     output_file,
     overwrite_option,
     quiet_option,
+    smooth_option,
 )
 from faceshot.cli.progress import progress_bar, say
 from faceshot.pipeline import load_driving, make_detector
@@ -39,12 +40,7 @@ from faceshot_core.video import iter_frames, probe_video, write_video
 )
 @detector_option
 @fan_weights_option
-@click.option(
-    "--smooth/--no-smooth",
-    default=False,
-    show_default=True,
-    help="One-Euro temporal smoothing: removes jitter, keeps blinks and mouth openings.",
-)
+@smooth_option
 @click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),

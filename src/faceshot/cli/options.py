@@ -15,6 +15,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 overwrite_option = click.option(
     "--overwrite", is_flag=True, help="Replace output files that already exist."
 )
+smooth_option = click.option(
+    "--smooth/--no-smooth",
+    default=False,
+    show_default=True,
+    help="One-Euro temporal smoothing of the driving landmarks (when detecting on a video): "
+    "removes jitter, keeps blinks and mouth openings.",
+)
+parts_option = click.option(
+    "--parts",
+    default=None,
+    metavar="LIST",
+    help="Parts that get local motion, comma separated, from face_boundary, eyebrows, nose, "
+    "eyes, mouth (default: all). The others follow the head motion only.",
+)
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bars or status lines.")
 detector_option = click.option(
     "--detector",

@@ -14,7 +14,9 @@ from faceshot.cli.options import (
     overwrite_option,
     parse_parts,
     parse_size,
+    parts_option,
     quiet_option,
+    smooth_option,
 )
 from faceshot.cli.progress import progress_bar, say
 from faceshot.pipeline import load_driving, reposed_sequence
@@ -57,13 +59,7 @@ DEFAULT_FPS = 25.0
     metavar="IMAGE OUT.mp4",
     help="Also draw the reposed landmarks on the reference IMAGE, as a video.",
 )
-@click.option(
-    "--parts",
-    default=None,
-    metavar="LIST",
-    help="Parts that get local motion, comma separated, from face_boundary, eyebrows, nose, "
-    "eyes, mouth (default: all). The others follow the head motion only.",
-)
+@parts_option
 @click.option(
     "--head-translation",
     type=click.Choice(["face", "pixels"]),
@@ -73,12 +69,7 @@ DEFAULT_FPS = 25.0
     "copied in pixels (the paper, which assumes both faces at 512x512 and of similar size).",
 )
 @image_size_option
-@click.option(
-    "--smooth/--no-smooth",
-    default=False,
-    show_default=True,
-    help="When detecting on a video: One-Euro smoothing of the driving landmarks.",
-)
+@smooth_option
 @detector_option
 @overwrite_option
 @quiet_option

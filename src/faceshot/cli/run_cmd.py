@@ -18,7 +18,9 @@ from faceshot.cli.options import (
     output_file,
     overwrite_option,
     parse_parts,
+    parts_option,
     quiet_option,
+    smooth_option,
 )
 from faceshot.cli.progress import progress_bar, say
 from faceshot.runner import run as run_pipeline
@@ -83,11 +85,8 @@ def parse_backend_options(pairs: tuple[str, ...]) -> dict[str, Any]:
               help="A backend option (repeatable); `faceshot backends -v` lists them.")  # fmt: skip
 @click.option("--max-frames", type=click.IntRange(1), default=None,
               help="Animate only the first N driving frames.")  # fmt: skip
-@click.option("--smooth/--no-smooth", default=False, show_default=True,
-              help="One-Euro smoothing of the driving landmarks.")  # fmt: skip
-@click.option("--parts", default=None, metavar="LIST",
-              help="Parts with local motion (default all): face_boundary, eyebrows, nose, "
-              "eyes, mouth.")  # fmt: skip
+@smooth_option
+@parts_option
 @detector_option
 @overwrite_option
 @quiet_option

@@ -170,24 +170,10 @@ def _progress(spec: ProgressSpec, total: int, label: str) -> Iterator[Callable[[
         yield lambda done: None
         return
     if spec is True or spec == "rich":
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
+        from faceshot_core.progress import progress_bar
 
-        columns = (
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-        )
-        with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-            task = bar.add_task(f"landmarks: {label}", total=total)
-            yield lambda done: bar.update(task, completed=done)
+        with progress_bar(f"landmarks: {label}", transient=True) as update:
+            yield lambda done: update(done, max(total, done))
         return
     if callable(spec):
         callback = spec

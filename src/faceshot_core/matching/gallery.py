@@ -59,6 +59,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from faceshot_core.atomic import check_output_folder, current_umask
 from faceshot_core.errors import FaceshotUserError, MediaError, MissingDependencyError
 from faceshot_core.images import load_image
 from faceshot_core.landmark_files import SUFFIXES as LANDMARK_SUFFIXES
@@ -364,25 +365,15 @@ def save_gallery(
         st_numpy.save_file(tensors, str(tmp / TENSORS_NAME), metadata={"format": FORMAT_NAME})
         text = json.dumps(_manifest(gallery), indent=2)
         (tmp / JSON_NAME).write_text(text + "\n", encoding="utf-8")
-        os.chmod(tmp, 0o777 & ~_umask())
+        os.chmod(tmp, 0o777 & ~current_umask())
         _swap_into_place(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
-
-
 def _check_gallery_output(out: Path, overwrite: bool) -> None:
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise MediaError(f"output folder {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise MediaError(f"output folder {parent} is not writable")
+    check_output_folder(out)
     if out.is_file() or out.is_symlink():
         raise MediaError(f"gallery output {out} is a file; give a folder path")
     if out.is_dir():
