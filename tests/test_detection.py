@@ -389,7 +389,7 @@ def test_unreadable_cache_entry_is_recomputed(tmp_path, moving, detector) -> Non
 def test_progress_callback_and_rich(moving, detector, capsys) -> None:
     calls: list[tuple[int, int]] = []
     detect_driving_landmarks(
-        moving.path, detector=detector, progress=lambda d, t: calls.append((d, t))
+        moving.path, detector=detector, progress=lambda e: calls.append((e.done, e.total))
     )
     assert [d for d, _ in calls] == list(range(1, 31))
     assert calls[-1] == (30, 30)

@@ -139,7 +139,7 @@ def _driving(
     if path.suffix.lower() in SUFFIXES:
         return load_sequence(path), None
     probe_video(path)  # a clear error for unreadable or zero-frame videos, before any work
-    bar = (lambda done, total: progress("detecting", done, total)) if progress else None
+    bar = (lambda e: progress(e.stage, e.done, e.total)) if progress else None
     seq = detect_driving_landmarks(
         path, detector=detector, smoothing=smoothing, cache_dir=cache_dir, progress=bar
     )

@@ -17,7 +17,7 @@ import click
 import numpy as np
 
 from faceshot.cli.options import overwrite_option, quiet_option
-from faceshot.cli.progress import progress_bar, say
+from faceshot.cli.progress import ProgressEvent, progress_display, say
 from faceshot.pipeline import detect_reference
 from faceshot.runner import run
 from faceshot_backends.warp_engine import LandmarkWarper
@@ -62,18 +62,16 @@ def demo(output_dir: Path, frames: int, overwrite: bool, quiet: bool) -> None:
     for path in (driving, image, landmarks):
         check_output_path(path, overwrite=overwrite)
     started = time.perf_counter()
-    with progress_bar("driving clip", quiet=quiet):
+    with progress_display(quiet=quiet):
         poses = write_driving_clip(driving, frames)
     save_image(image, chelsea())
     shutil.copyfile(chelsea_landmarks_path(), landmarks)
 
-    with progress_bar("detecting", quiet=quiet) as detect_bar, \
-            progress_bar("animating", quiet=quiet) as animate_bar:  # fmt: skip
-        bars = {"detecting": detect_bar, "animating": animate_bar}
+    with progress_display(quiet=quiet) as display:
         result = run(
             image, driving, output=output_dir / "cat.mp4", backend="warp",
             reference_landmarks=landmarks, compare=True, overwrite=overwrite,
-            progress=lambda stage, done, total: bars[stage](done, total),
+            progress=lambda stage, done, total: display(ProgressEvent(stage, done, total)),
         )  # fmt: skip
     error = np.linalg.norm(result.driving.points - poses, axis=-1)
     say(f"driving landmarks: {len(poses)} frames, error vs the known poses "

@@ -15,7 +15,7 @@ from faceshot.cli.options import (
     quiet_option,
     smooth_option,
 )
-from faceshot.cli.progress import progress_bar, say
+from faceshot.cli.progress import progress_display, say
 from faceshot.pipeline import load_driving, make_detector
 from faceshot_core.atomic import check_output_path
 from faceshot_core.landmark_files import save_landmarks
@@ -72,7 +72,7 @@ def detect(
         check_output_path(overlay, overwrite=overwrite)
     info = probe_video(video)
     det = make_detector(detector, **({"weights_dir": fan_weights} if fan_weights else {}))
-    with progress_bar("detecting", quiet=quiet) as progress:
+    with progress_display(quiet=quiet) as progress:
         sequence = load_driving(
             video,
             detector=det,

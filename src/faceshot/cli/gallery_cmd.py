@@ -9,7 +9,8 @@ import click
 
 from faceshot.cli.match_options import model_options, settings_from
 from faceshot.cli.options import overwrite_option, quiet_option
-from faceshot.cli.progress import progress_bar, say
+from faceshot.cli.progress import progress_display, say
+from faceshot_core.progress import report
 from faceshot.matching_api import load_models
 from faceshot_core.matching.base import FeatureSpec
 from faceshot_core.matching.gallery import (
@@ -51,10 +52,11 @@ def build(
     """
     settings = settings_from(None, **model)
     extractor, embedder = load_models(settings)
-    with progress_bar("building", quiet=quiet) as bar:
+    with progress_display(quiet=quiet) as display:
         result = build_gallery(
-            source, extractor, embedder, output, progress=bar, note=note, overwrite=overwrite
-        )
+            source, extractor, embedder, output, note=note, overwrite=overwrite,
+            progress=lambda done, total: report(display, "building", done, total, "images"),
+        )  # fmt: skip
     say(f"gallery -> {output}: " + _summary(result), quiet=quiet)
 
 

@@ -1,12 +1,12 @@
-"""Status output of the CLI: progress bars (from the core) and one-line messages on stderr."""
+"""Status output of the CLI: progress bars (events from the core) and one-line messages."""
 
 from __future__ import annotations
 
 import sys
 
-from faceshot_core.progress import ProgressCallback, progress_bar
+from faceshot_core.progress import ProgressEvent, ProgressSink, progress_display
 
-__all__ = ["ProgressCallback", "progress_bar", "say"]
+__all__ = ["ProgressEvent", "ProgressSink", "progress_display", "say"]
 
 
 def say(message: str, *, quiet: bool = False) -> None:

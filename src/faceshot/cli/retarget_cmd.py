@@ -18,7 +18,7 @@ from faceshot.cli.options import (
     quiet_option,
     smooth_option,
 )
-from faceshot.cli.progress import progress_bar, say
+from faceshot.cli.progress import progress_display, say
 from faceshot.pipeline import load_driving, reposed_sequence
 from faceshot_core.atomic import check_output_path
 from faceshot_core.images import load_image
@@ -104,7 +104,7 @@ def retarget(
         size = (image.shape[1], image.shape[0])
     # With an image, its size is the truth: a landmark file made for another size is refused.
     reference = load_face(reference_landmarks, image_size=size)
-    with progress_bar("detecting", quiet=quiet) as progress:
+    with progress_display(quiet=quiet) as progress:
         motion = load_driving(
             driving,
             detector=detector,

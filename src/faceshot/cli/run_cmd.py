@@ -22,7 +22,7 @@ from faceshot.cli.options import (
     quiet_option,
     smooth_option,
 )
-from faceshot.cli.progress import progress_bar, say
+from faceshot.cli.progress import ProgressEvent, progress_display, say
 from faceshot.runner import run as run_pipeline
 from faceshot_core.plugins import backend_registry
 
@@ -104,10 +104,7 @@ def run(
     else from the appearance-guided matcher (--gallery; --match to use it first).
     """
     options = parse_backend_options(backend_options)
-    bars: dict[str, Any] = {}
-    with progress_bar("detecting", quiet=quiet) as detect_bar, \
-            progress_bar("animating", quiet=quiet) as animate_bar:  # fmt: skip
-        bars = {"detecting": detect_bar, "animating": animate_bar}
+    with progress_display(quiet=quiet) as display:
         result = run_pipeline(
             reference, driving, output=output, backend=backend,
             reference_landmarks=reference_landmarks, compare=compare, overlay=overlay,
@@ -116,7 +113,7 @@ def run(
             device=device, dtype=dtype, seed=seed, detector=detector,
             smoothing="one_euro" if smooth else None, parts=parse_parts(parts),
             max_frames=max_frames, overwrite=overwrite,
-            progress=lambda stage, done, total: bars[stage](done, total),
+            progress=lambda stage, done, total: display(ProgressEvent(stage, done, total)),
             options=options,
         )  # fmt: skip
     extra = [p for p in (result.compare, result.overlay) if p is not None]

@@ -35,15 +35,13 @@ from faceshot_core.detection.tracking import FaceTracker
 from faceshot_core.errors import FaceshotError
 from faceshot_core.landmark_files import load_sequence, save_landmarks
 from faceshot_core.landmarks import LandmarkSequence
+from faceshot_core.progress import ProgressSink, progress_display, report
 from faceshot_core.video import iter_frames, probe_video
 
 #: Bump when the detection code changes what it returns, to invalidate old cache entries.
 CACHE_VERSION = 1
 
-ProgressCallback = Callable[[int, int], None]
-"""Called as ``callback(frames_done, frames_total)`` after each frame."""
-
-ProgressSpec = None | bool | Literal["rich"] | ProgressCallback
+ProgressSpec = None | bool | Literal["rich"] | ProgressSink
 
 
 def file_digest(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
@@ -91,7 +89,8 @@ def detect_driving_landmarks(
         smoothing: ``None`` (off), ``'one_euro'`` (defaults), or One-Euro parameters
             (:class:`~faceshot_core.detection.smoothing.OneEuroParams` or a dict).
         progress: ``None``/``False`` (silent), ``True``/``'rich'`` (a rich progress bar on
-            stderr), or a callback ``(frames_done, frames_total)``.
+            stderr), or a :data:`~faceshot_core.progress.ProgressSink` that receives
+            ``ProgressEvent("detecting", done, total)`` after each frame.
         cache_dir: opt-in cache folder (created if needed); see the module docstring.
         redetect_every: also search the whole frame every N frames when tracking.
 
@@ -111,15 +110,15 @@ def detect_driving_landmarks(
         hit = _read_cache(cached, info.size)
         if hit is not None:
             if callable(progress) and not isinstance(progress, bool):
-                progress(len(hit), len(hit))
+                report(progress, "detecting", len(hit), len(hit))
             return smooth_sequence(hit, params) if params else hit
 
     tracker = FaceTracker(det, track=track, redetect_every=redetect_every)
     results: list[np.ndarray | None] = []
-    with _progress(progress, info.frame_count, info.path.name) as report:
+    with _progress(progress, info.frame_count, info.path.name) as step:
         for frame in iter_frames(info.path):
             results.append(tracker.update(frame))
-            report(len(results))
+            step(len(results))
     points, filled = fill_gaps(results, source=f"{source} (detector {det.name!r})")
     sequence = LandmarkSequence(points, info.size, info.fps, filled, source=source)
 
@@ -166,17 +165,16 @@ def _read_cache(path: Path, size: tuple[int, int]) -> LandmarkSequence | None:
 
 @contextlib.contextmanager
 def _progress(spec: ProgressSpec, total: int, label: str) -> Iterator[Callable[[int], None]]:
+    """A ``step(frames_done)`` function that reports to what ``spec`` asks for."""
     if spec is None or spec is False:
         yield lambda done: None
         return
     if spec is True or spec == "rich":
-        from faceshot_core.progress import progress_bar
-
-        with progress_bar(f"landmarks: {label}", transient=True) as update:
-            yield lambda done: update(done, max(total, done))
+        with progress_display(transient=True) as display:
+            yield lambda done: report(display, f"landmarks: {label}", done, max(total, done))
         return
     if callable(spec):
-        callback = spec
-        yield lambda done: callback(done, max(total, done))
+        sink = spec
+        yield lambda done: report(sink, "detecting", done, max(total, done))
         return
     raise TypeError(f"progress must be None, True, 'rich' or a callable, got {spec!r}")
