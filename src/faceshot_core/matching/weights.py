@@ -1,15 +1,14 @@
-"""Find the matcher's model weights on this machine, never downloading anything.
+"""The matcher's weights: its components as :class:`WeightSpec`s, and where they are here.
 
-A model argument is either a local folder or a Hugging Face Hub id.  Hub ids are resolved from
-the Hugging Face cache only (``local_files_only``), so a machine without network uses exactly
-what was put there beforehand: ``HF_HUB_CACHE``, else ``HF_HOME/hub``, else
-``~/.cache/huggingface/hub`` (read at call time, so a changed environment is honoured).
+A model argument is either a local folder or a Hugging Face Hub id.  The search itself (the
+folder, the Hugging Face cache as it is *now*, never the network) lives in
+:mod:`faceshot_core.weights`, shared with every backend; this module says which files the
+matcher reads and turns what is missing into one error.
 
 Every file a run needs is checked *before* anything is loaded, and everything that is missing
 is reported in one :class:`~faceshot_core.errors.MissingDependencyError`: the files, every place
-searched, and the commands that fetch them.  Loading a 4 GB UNet only to learn that the text
-encoder is missing, then fixing that only to learn about the tokenizer, is the failure this
-module exists to prevent.
+searched, and how to get them.  Loading a 4 GB UNet only to learn that the text encoder is
+missing, then fixing that only to learn about the tokenizer, is the failure this prevents.
 
 Expected layouts (those of the released repositories):
 
@@ -25,22 +24,29 @@ Expected layouts (those of the released repositories):
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from faceshot_core.errors import MissingDependencyError
+from faceshot_core.weights import WeightFile, WeightLocation, WeightSpec, find_weights, hf_hub_cache
 
 __all__ = [
     "IP_ADAPTER_REPO",
+    "IP_ADAPTER_SPEC",
+    "MATCHER_WEIGHTS",
     "SD15_REPO",
+    "SD15_SPEC",
     "SD21_REPO",
-    "Requirement",
+    "SD21_SPEC",
     "ResolvedSource",
     "WeightPaths",
+    "diffusion_spec",
     "hf_hub_cache",
+    "ip_adapter_spec",
     "locate_image_encoder",
     "locate_weights",
 ]
@@ -53,70 +59,104 @@ IP_ADAPTER_FILE = "ip-adapter_sd15"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-@dataclass(frozen=True)
-class Requirement:
-    """One needed file: any of ``alternatives`` (paths relative to the source root) will do.
-
-    The first alternative is the preferred one; it is the one the download hint names.
-    """
-
-    key: str
-    alternatives: tuple[str, ...]
-
-    def describe(self) -> str:
-        first, *rest = self.alternatives
-        return f"{first} (or {', '.join(rest)})" if rest else first
-
-
-def _weight_files(
-    folder: str, stem: str, bin_stem: str | None = None, *, key: str | None = None
-) -> Requirement:
+def _weights(folder: str, stem: str, bin_stem: str | None = None, what: str = "") -> WeightFile:
     """Weights of one component: safetensors or pickle, plain or ``fp16`` variant."""
     b = bin_stem or stem
     d = f"{folder}/" if folder else ""
     names = (f"{stem}.safetensors", f"{b}.bin", f"{stem}.fp16.safetensors", f"{b}.fp16.bin")
-    return Requirement(f"{key or folder}:weights", tuple(d + n for n in names))
+    return WeightFile(path=d + names[0], alternatives=tuple(d + n for n in names[1:]),
+                      description=what)  # fmt: skip
 
 
-def diffusion_requirements(*, text_encoder: bool = True) -> tuple[Requirement, ...]:
-    """Files of a Stable Diffusion checkpoint in the diffusers layout that feature extraction reads.
+def _config(path: str, what: str) -> WeightFile:
+    return WeightFile(path=path, description=what)
+
+
+# Requirement key (what the loading code asks for) -> the file; keys stay stable for callers.
+_TEXT_KEYS = {
+    "text_encoder:config": _config("text_encoder/config.json", "CLIP text encoder config"),
+    "text_encoder:weights": _weights("text_encoder", "model", "pytorch_model", "text encoder"),
+    # The released repos ship vocab.json + merges.txt; tokenizer.json alone also does.
+    "tokenizer:vocab": WeightFile(
+        path="tokenizer/vocab.json", alternatives=("tokenizer/tokenizer.json",)
+    ),
+    "tokenizer:merges": WeightFile(
+        path="tokenizer/merges.txt", alternatives=("tokenizer/tokenizer.json",)
+    ),
+}
+_DIFFUSION_KEYS = {
+    "unet:config": _config("unet/config.json", "UNet config"),
+    "unet:weights": _weights("unet", "diffusion_pytorch_model", what="UNet"),
+    "vae:config": _config("vae/config.json", "VAE config"),
+    "vae:weights": _weights("vae", "diffusion_pytorch_model", what="VAE"),
+    "scheduler:config": _config("scheduler/scheduler_config.json", "scheduler config"),
+}
+
+
+def _diffusion_keys(text_encoder: bool = True) -> dict[str, WeightFile]:
+    return {**_DIFFUSION_KEYS, **(_TEXT_KEYS if text_encoder else {})}
+
+
+def _encoder_keys(folder: str = "image_encoder") -> dict[str, WeightFile]:
+    d = f"{folder}/" if folder else ""
+    return {
+        "image_encoder:config": _config(f"{d}config.json", "CLIP image encoder config"),
+        "image_encoder:weights": _weights(folder, "model", "pytorch_model", "CLIP image encoder"),
+    }
+
+
+def _adapter_keys(name: str = IP_ADAPTER_FILE) -> dict[str, WeightFile]:
+    adapter = WeightFile(path=f"{name}.bin", alternatives=(f"{name}.safetensors",),
+                         description="IP-Adapter projection and attention weights")  # fmt: skip
+    return {"ip_adapter:weights": adapter, **_encoder_keys()}
+
+
+def diffusion_spec(
+    repo_id: str | None = SD15_REPO,
+    *,
+    name: str = "sd15",
+    description: str = "",
+    text_encoder: bool = True,
+) -> WeightSpec:
+    """The files of a diffusers checkpoint that feature extraction reads.
 
     The safety checker, feature extractor and ``model_index.json`` are not needed: the UNet,
     the VAE encoder, the text encoder with its tokenizer and the scheduler's config are.
     """
-    reqs = [
-        Requirement("unet:config", ("unet/config.json",)),
-        _weight_files("unet", "diffusion_pytorch_model"),
-        Requirement("vae:config", ("vae/config.json",)),
-        _weight_files("vae", "diffusion_pytorch_model"),
-        Requirement("scheduler:config", ("scheduler/scheduler_config.json",)),
-    ]
-    if text_encoder:
-        reqs += [
-            Requirement("text_encoder:config", ("text_encoder/config.json",)),
-            _weight_files("text_encoder", "model", "pytorch_model"),
-            # The released repos ship vocab.json + merges.txt; tokenizer.json alone also does.
-            Requirement("tokenizer:vocab", ("tokenizer/vocab.json", "tokenizer/tokenizer.json")),
-            Requirement("tokenizer:merges", ("tokenizer/merges.txt", "tokenizer/tokenizer.json")),
-        ]
-    return tuple(reqs)
+    files = tuple(_diffusion_keys(text_encoder).values())
+    return WeightSpec(name=name, description=description, repo_id=repo_id, files=files)
 
 
-def image_encoder_requirements(prefix: str) -> tuple[Requirement, ...]:
-    """The CLIP vision tower with projection (transformers layout) under ``prefix``."""
-    folder = f"{prefix}image_encoder"
-    return (
-        Requirement("image_encoder:config", (f"{folder}/config.json",)),
-        _weight_files(folder, "model", "pytorch_model", key="image_encoder"),
+def ip_adapter_spec(
+    repo_id: str | None = IP_ADAPTER_REPO,
+    *,
+    name: str = "ip-adapter",
+    adapter: str = IP_ADAPTER_FILE,
+) -> WeightSpec:
+    """The IP-Adapter state dict and its CLIP image encoder, in the repository's ``models``."""
+    return WeightSpec(
+        name=name,
+        description="IP-Adapter for SD 1.5 + CLIP ViT-H-14 image encoder: the matcher's image "
+        "prompts and its per-part domain choice",
+        repo_id=repo_id,
+        subfolder="models",
+        files=tuple(_adapter_keys(adapter).values()),
     )
 
 
-def ip_adapter_requirements(prefix: str, name: str = IP_ADAPTER_FILE) -> tuple[Requirement, ...]:
-    """The IP-Adapter state dict and its image encoder under ``prefix`` ("models/" or "")."""
-    adapter = Requirement(
-        "ip_adapter:weights", (f"{prefix}{name}.bin", f"{prefix}{name}.safetensors")
-    )
-    return (adapter, *image_encoder_requirements(prefix))
+SD15_SPEC = diffusion_spec(
+    SD15_REPO, name="sd15", description="Stable Diffusion 1.5: the matcher's features (default)"
+)
+SD21_SPEC = diffusion_spec(
+    SD21_REPO,
+    name="sd21",
+    description="Stable Diffusion 2.1: the reference code's matcher setting "
+    "(--model stabilityai/stable-diffusion-2-1 --no-ip-adapter)",
+)
+IP_ADAPTER_SPEC = ip_adapter_spec()
+
+#: The matcher's components, for the weights catalogue (``faceshot weights list``).
+MATCHER_WEIGHTS: tuple[WeightSpec, ...] = (SD15_SPEC, SD21_SPEC, IP_ADAPTER_SPEC)
 
 
 @dataclass(frozen=True)
@@ -124,23 +164,37 @@ class ResolvedSource:
     """A model argument resolved to a folder, with the files found and those missing."""
 
     source: str  # the argument as given
-    kind: str  # "local folder" or "Hugging Face cache"
-    root: Path | None  # the folder holding the files (None: nothing found)
-    found: dict[str, Path] = field(default_factory=dict)  # requirement key -> file
-    missing: tuple[Requirement, ...] = ()
-    searched: tuple[str, ...] = ()  # human-readable places looked at
+    location: WeightLocation
+    keys: Mapping[str, str]  # requirement key ("unet:weights") -> the spec's file path
     is_hub_id: bool = False
+    catalogued: bool = False  # `faceshot weights pull <spec name>` fetches it
+
+    @property
+    def kind(self) -> str:
+        return "Hugging Face cache" if self.is_hub_id else "local folder"
+
+    @property
+    def root(self) -> Path | None:
+        return self.location.root
+
+    @property
+    def searched(self) -> tuple[str, ...]:
+        return self.location.searched
+
+    @property
+    def ready(self) -> bool:
+        return self.location.ready
 
     def file(self, key: str) -> Path:
         """The file found for requirement ``key`` (KeyError if it was not required/found)."""
-        return self.found[key]
+        return self.location.file(self.keys[key])
 
     def variant(self, component: str) -> str | None:
         """``"fp16"`` when only a component's fp16 variant is present, else None.
 
         diffusers and transformers pick ``<name>.fp16.safetensors`` only when told this variant.
         """
-        path = self.found.get(f"{component}:weights")
+        path = self.location.found.get(self.keys.get(f"{component}:weights", ""))
         return "fp16" if path is not None and ".fp16." in path.name else None
 
     @property
@@ -166,131 +220,62 @@ class WeightPaths:
         return self.ip_adapter.file("image_encoder:config").parent
 
 
-def hf_hub_cache(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """The Hugging Face Hub cache folder, from the environment as it is *now*.
-
-    ``huggingface_hub.constants`` reads these variables once, at import; reading them here
-    keeps a ``HF_HOME`` set later in the process (or by a test) effective.
-    """
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser()
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
-    if os.environ.get("HF_HOME"):
-        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "huggingface" / "hub"
-
-
-def _hub_snapshot(repo_id: str, cache: Path, revision: str | None) -> Path | None:
-    """The cached snapshot folder of ``repo_id`` (offline; None when there is none)."""
-    try:
-        from huggingface_hub import snapshot_download
-        from huggingface_hub.errors import LocalEntryNotFoundError
-    except ImportError as exc:  # pragma: no cover - huggingface_hub comes with diffusers
-        raise MissingDependencyError(
-            "huggingface_hub is needed to read the Hugging Face cache; "
-            "install the matcher's extra: pip install 'faceshot[match]'"
-        ) from exc
-    try:
-        folder = snapshot_download(
-            repo_id, cache_dir=cache, revision=revision, local_files_only=True
-        )
-    except (LocalEntryNotFoundError, FileNotFoundError, OSError, ValueError):
-        return None
-    return Path(str(folder))
-
-
-def _check_files(
-    root: Path, requirements: Iterable[Requirement]
-) -> tuple[dict[str, Path], tuple[Requirement, ...]]:
-    found: dict[str, Path] = {}
-    missing: list[Requirement] = []
-    for req in requirements:
-        # is_file() follows symlinks: a cache entry whose blob is gone counts as missing.
-        hit = next((root / alt for alt in req.alternatives if (root / alt).is_file()), None)
-        if hit is None:
-            missing.append(req)
-        else:
-            found[req.key] = hit
-    return found, tuple(missing)
-
-
 def _resolve(
     source: str | os.PathLike[str],
-    requirements: Sequence[Requirement],
+    base: WeightSpec,
+    keys: Mapping[str, WeightFile],
     *,
     cache_dir: str | os.PathLike[str] | None,
     revision: str | None,
 ) -> ResolvedSource:
-    """Look for ``requirements`` in a local folder, or in the Hub cache for a Hub id."""
+    """Look for ``base``'s files in a local folder, or in the Hub cache for a Hub id.
+
+    A local folder is used alone: falling back to a cached model behind the user's back would
+    compute features of another model than the one asked for.
+    """
     text = os.fspath(source)
+    paths = {key: weight.path for key, weight in keys.items()}
     local = Path(text).expanduser()
-    if local.is_dir():
-        found, missing = _check_files(local, requirements)
-        return ResolvedSource(
-            text, "local folder", local, found, missing, (f"local folder {local.resolve()}",)
-        )
-    searched = [f"local folder {local.resolve()} (does not exist)"]
-    if local.exists():
-        searched = [f"{local.resolve()} (a file, expected a folder)"]
-    if not _HUB_ID.match(text):
-        return ResolvedSource(text, "local folder", None, {}, tuple(requirements), tuple(searched))
-    cache = hf_hub_cache(cache_dir)
-    snapshot = _hub_snapshot(text, cache, revision)
-    if snapshot is None:
-        searched.append(f"Hugging Face cache {cache} (no snapshot of {text})")
-        return ResolvedSource(
-            text,
-            "Hugging Face cache",
-            None,
-            {},
-            tuple(requirements),
-            tuple(searched),
-            is_hub_id=True,
-        )
-    found, missing = _check_files(snapshot, requirements)
-    searched.append(f"Hugging Face cache {cache} (snapshot {snapshot})")
-    return ResolvedSource(
-        text, "Hugging Face cache", snapshot, found, missing, tuple(searched), is_hub_id=True
-    )
+    if local.is_dir() or not _HUB_ID.match(text):
+        spec = base.model_copy(update={"repo_id": None, "revision": None, "env_var": None})
+        return ResolvedSource(text, find_weights(spec, local, cache_dir=cache_dir), paths)
+    spec = base.model_copy(update={"repo_id": text, "revision": revision})
+    known = _catalogue_entry(spec)
+    if known is not None:
+        spec = spec.model_copy(update={"name": known.name})
+    return ResolvedSource(text, find_weights(spec, cache_dir=cache_dir), paths,
+                          is_hub_id=True, catalogued=known is not None)  # fmt: skip
 
 
-def _ip_adapter_prefix(source: str | os.PathLike[str]) -> str:
-    """``"models/"`` (the repository layout) unless ``source`` is the ``models`` folder itself."""
-    local = Path(os.fspath(source)).expanduser()
-    is_models_folder = (local / "image_encoder").is_dir() or any(local.glob(f"{IP_ADAPTER_FILE}.*"))
-    if local.is_dir() and not (local / "models").is_dir() and is_models_folder:
-        return ""
-    return "models/"
+def _catalogue_entry(spec: WeightSpec) -> WeightSpec | None:
+    """The catalogue spec whose pull fetches ``spec``'s files (same repository, a superset)."""
+    for known in MATCHER_WEIGHTS:
+        same_place = (known.repo_id, known.revision, known.subfolder) == (
+            spec.repo_id, spec.revision, spec.subfolder)  # fmt: skip
+        if same_place and set(spec.files) <= set(known.files):
+            return known
+    return None
 
 
-def _download_hint(resolved: ResolvedSource, flag: str) -> str:
-    files = " ".join(req.alternatives[0] for req in resolved.missing)
-    repo = resolved.source if resolved.is_hub_id else "<hub id>"
-    return (
-        f"  on a machine with network: hf download {repo} {files}\n"
-        f"    (older huggingface_hub: huggingface-cli download ...), then copy its Hugging Face "
-        f"cache here or point HF_HOME at it;\n"
-        f"  or pass a folder that has these files with {flag} PATH"
-    )
+def _matcher_packages_missing() -> list[str]:
+    return [
+        m for m in ("torch", "diffusers", "transformers") if importlib.util.find_spec(m) is None
+    ]
 
 
 def _raise_missing(parts: Sequence[tuple[str, str, ResolvedSource]]) -> None:
     """One error for everything missing, across all sources."""
-    incomplete = [(what, flag, r) for what, flag, r in parts if r.missing]
+    incomplete = [(what, flag, r) for what, flag, r in parts if not r.ready]
     if not incomplete:
         return
-    lines = ["model weights are missing (nothing is downloaded; see below how to provide them)"]
+    lines = ["model weights are missing (nothing is downloaded implicitly; how to get them below)"]
     for what, flag, r in incomplete:
         lines.append(f"{what} {r.source!r}: missing")
-        lines += [f"  - {req.describe()}" for req in r.missing]
-        lines.append("  searched:")
-        lines += [f"  - {place}" for place in r.searched]
-        lines.append("  to provide them:")
-        lines.append(_download_hint(r, flag))
-    lines.append("install the matcher's packages with: pip install 'faceshot[match]'")
+        lines += r.location.report(f"pass a folder that has these files with {flag} PATH",
+                                   pull=r.catalogued)  # fmt: skip
+    packages = _matcher_packages_missing()
+    if packages:
+        lines.append(f"the matcher also needs {', '.join(packages)}: pip install 'faceshot[match]'")
     raise MissingDependencyError("\n".join(lines))
 
 
@@ -308,18 +293,18 @@ def locate_weights(
     Raises one :class:`MissingDependencyError` naming all missing files of both, every place
     searched, and how to provide them.
     """
-    resolved = _resolve(model, diffusion_requirements(), cache_dir=cache_dir, revision=revision)
+    known = {SD15_REPO: SD15_SPEC, SD21_REPO: SD21_SPEC}
+    base = known.get(os.fspath(model)) or diffusion_spec(None, name="model")
+    resolved = _resolve(model, base, _diffusion_keys(), cache_dir=cache_dir, revision=revision)
     parts = [("Stable Diffusion model", "--model", resolved)]
     adapter: ResolvedSource | None = None
     prefix = "models/"
     if ip_adapter is not None:
-        prefix = _ip_adapter_prefix(ip_adapter)
-        adapter = _resolve(
-            ip_adapter,
-            ip_adapter_requirements(prefix, ip_adapter_name),
-            cache_dir=cache_dir,
-            revision=None,
-        )
+        spec = ip_adapter_spec(adapter=ip_adapter_name)
+        adapter = _resolve(ip_adapter, spec, _adapter_keys(ip_adapter_name),
+                           cache_dir=cache_dir, revision=None)  # fmt: skip
+        if adapter.root is not None and adapter.root == Path(os.fspath(ip_adapter)).expanduser():
+            prefix = ""  # the `models` folder itself
         parts.append(("IP-Adapter", "--ip-adapter", adapter))
     _raise_missing(parts)
     return WeightPaths(resolved, adapter, prefix)
@@ -337,16 +322,12 @@ def locate_image_encoder(
     encoder's own folder (one holding ``config.json``).
     """
     local = Path(os.fspath(source)).expanduser()
-    reqs: tuple[Requirement, ...]
     if local.is_dir() and (local / "config.json").is_file():
-        reqs = (
-            Requirement("image_encoder:config", ("config.json",)),
-            _weight_files("", "model", "pytorch_model", key="image_encoder"),
-        )
-        prefix = ""
+        keys = _encoder_keys("")
+        spec = WeightSpec(name="image-encoder", files=tuple(keys.values()))
     else:
-        prefix = _ip_adapter_prefix(source)
-        reqs = image_encoder_requirements(prefix)
-    resolved = _resolve(source, reqs, cache_dir=cache_dir, revision=revision)
+        keys = _encoder_keys()
+        spec = ip_adapter_spec().model_copy(update={"files": tuple(keys.values())})
+    resolved = _resolve(source, spec, keys, cache_dir=cache_dir, revision=revision)
     _raise_missing([("CLIP image encoder", "--image-encoder", resolved)])
     return resolved.file("image_encoder:config").parent
