@@ -48,7 +48,7 @@ def test_python_api_end_to_end(tmp_path: Path, inputs: dict[str, Path]) -> None:
     before = {p: p.read_bytes() for p in (inputs["video"], inputs["cat"])}
     result = faceshot.run(
         inputs["cat"], inputs["video"], output=tmp_path / "cat.mp4", backend="landmarks",
-        reference_landmarks=inputs["cat_lm"], compare=True, overlay=True, style="pose",
+        reference_landmarks=inputs["cat_lm"], compare=True, overlay=True, options={"style": "pose"},
     )  # fmt: skip
     info = probe_video(result.output)
     assert (info.frame_count, info.fps, info.has_audio) == (10, 10.0, True)

@@ -1,86 +1,66 @@
-"""The backend contract: what an animator plugin implements, and what it is given.
+"""The backend contract (version 2): what an animator plugin implements.
 
-A backend turns a character image plus a reposed 68-point landmark sequence into frames.  It
-is a class with:
+A backend has two halves, the habit of diffusers' ``from_pretrained``:
 
-* ``name`` - a short identifier (``--backend NAME``);
-* ``Options`` - a pydantic model of its own options (subclass :class:`BackendOptions`, which
-  forbids unknown fields, so a typo in ``--option`` is an error, not a silent default);
-* ``requirements`` - a :class:`Requirements`: GPU or not, weight files, frame limits;
-* ``check(options)`` - a :class:`Readiness` report that lists exactly which weight files are
-  missing and where they were looked for;
-* ``animate(request, progress)`` - an *iterator* of RGB uint8 frames, one per landmark frame,
-  produced lazily so memory does not grow with video length.
+* a **class-level description**, cheap to read, used by ``faceshot backends``, the runner's
+  checks and a UI: ``name``, ``description``, ``Options`` (a pydantic model),
+  ``capabilities`` (:class:`~faceshot_backends.capabilities.Capabilities`), and the classmethods
+  ``weight_specs(options)`` (which files it needs; may depend on options) and
+  ``readiness(options, device)`` (whether those files and the device are here);
+* an expensive **load step**, ``load(options, runtime, progress)``, that returns an
+  :class:`Animator`: a context manager holding the loaded models, used for many clips
+  (``animate(request, progress)`` yields frames lazily), whose ``close()`` frees its memory.
 
-:class:`BaseBackend` implements the plumbing (option parsing, a readiness check from
-``requirements``) so a backend writes only ``animate``.  ``faceshot_backends.testing`` holds a
-conformance kit that checks a backend against this contract.
+:func:`contract_problems` is the one definition of "is this a backend": registration refuses a
+class it finds problems with (naming the plugin and what is missing), and the runner and the
+conformance kit apply the same check.  Most backends subclass :class:`BaseBackend` (the
+plumbing) and, when each pose renders on its own,
+:class:`~faceshot_backends.per_frame.PerFrameBackend`.
+
+Plugins may pin the contract: ``CONTRACT_VERSION`` changes its major number when a backend
+written for the old one would break.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import inspect
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+from types import TracebackType
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict
 
-from faceshot_core.errors import FaceshotUserError, MissingDependencyError
-from faceshot_core.landmarks import check_points
+from faceshot_backends.capabilities import Capabilities
+from faceshot_backends.options import BackendOptionError, BackendOptions, parse_options
+from faceshot_backends.request import AnimationRequest, Runtime
+from faceshot_core.errors import MissingDependencyError
+from faceshot_core.progress import ProgressSink
+from faceshot_core.torch_support import cuda_available
+from faceshot_core.weights import MissingFile, WeightSpec, find_weights
 
-ProgressCallback = Callable[[int, int | None], None]
-Dtype = Literal["float32", "float16", "bfloat16"]
+#: The version of this contract, ``(major, minor)``.  Major: incompatible changes.
+CONTRACT_VERSION = (2, 0)
 
-
-class BackendOptionError(FaceshotUserError):
-    """Options that the backend does not know or cannot accept."""
+__all__ = [
+    "CONTRACT_VERSION",
+    "Animator",
+    "Backend",
+    "BackendNotReadyError",
+    "BaseAnimator",
+    "BaseBackend",
+    "Readiness",
+    "contract_problems",
+]
 
 
 class BackendNotReadyError(MissingDependencyError):
     """The backend cannot run here (weights missing, no GPU ...)."""
 
 
-class BackendOptions(BaseModel):
-    """Base of every backend's options model: unknown options are refused."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class WeightFile(BaseModel):
-    """A weight file a backend needs, relative to its weights folder."""
-
-    model_config = ConfigDict(frozen=True)
-
-    path: str = Field(description="path relative to the weights folder")
-    description: str = ""
-
-
-class Requirements(BaseModel):
-    """What a backend needs to run; shown by ``faceshot backends``."""
-
-    model_config = ConfigDict(frozen=True)
-
-    gpu: bool = False
-    weights: tuple[WeightFile, ...] = ()
-    min_frames: int = Field(default=1, ge=1)
-    max_frames: int | None = Field(default=None, ge=1)
-    frame_size: tuple[int, int] | None = Field(
-        default=None, description="(width, height) the model works at, when fixed"
-    )
-
-
-class MissingFile(BaseModel):
-    """A required file that was not found, and every place it was looked for."""
-
-    model_config = ConfigDict(frozen=True)
-
-    path: str
-    searched: tuple[str, ...]
-
-
 class Readiness(BaseModel):
-    """Whether a backend can run here, and if not, exactly why."""
+    """Whether a backend can run here, and if not, exactly why (every missing file, where)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -97,180 +77,192 @@ class Readiness(BaseModel):
         return "; ".join(parts) or "not ready"
 
 
-class AnimationRequest(BaseModel):
-    """Everything a backend is given to animate one character.
-
-    ``sequence[0]`` equals ``reference_landmarks`` (FaceShot's convention: the first output
-    frame is the reference pose).  Points are pixel ``(x, y)`` in the reference image.
-    """
-
-    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
-
-    reference_image: np.ndarray = Field(description="RGB uint8 [H, W, 3]")
-    reference_landmarks: np.ndarray = Field(description="float32 [68, 2]")
-    sequence: np.ndarray = Field(description="float32 [M, 68, 2], frame 0 = the reference")
-    fps: float = Field(gt=0, allow_inf_nan=False)
-    output_size: tuple[int, int] | None = Field(
-        default=None, description="(width, height) of the frames; None: the reference size"
-    )
-    seed: int = 0
-    device: str = "cpu"
-    dtype: Dtype = "float32"
-    options: BackendOptions = Field(default_factory=BackendOptions)
-
-    @field_validator("reference_image")
-    @classmethod
-    def _rgb_uint8(cls, value: np.ndarray) -> np.ndarray:
-        arr = np.asarray(value)
-        if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3 or min(arr.shape[:2]) < 2:
-            raise ValueError(f"must be RGB uint8 [H, W, 3], got {arr.dtype} {list(arr.shape)}")
-        return arr
-
-    @field_validator("output_size")
-    @classmethod
-    def _positive(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
-        if value is not None and (value[0] < 2 or value[1] < 2):
-            raise ValueError(f"must be at least 2x2, got {value[0]}x{value[1]}")
-        return value
-
-    @model_validator(mode="after")
-    def _landmarks(self) -> AnimationRequest:
-        h, w = self.reference_image.shape[:2]
-        ref = check_points(self.reference_landmarks, (w, h), sequence=False, source="reference")
-        seq = check_points(self.sequence, (w, h), sequence=True, source="sequence")
-        object.__setattr__(self, "reference_landmarks", ref)
-        object.__setattr__(self, "sequence", seq)
-        return self
-
-    @property
-    def num_frames(self) -> int:
-        return int(self.sequence.shape[0])
-
-    @property
-    def size(self) -> tuple[int, int]:
-        """``(width, height)`` of the frames the backend must yield."""
-        h, w = self.reference_image.shape[:2]
-        return self.output_size or (w, h)
-
-
 @runtime_checkable
-class Backend(Protocol):
-    """The protocol every backend class satisfies (see the module docstring)."""
-
-    name: ClassVar[str]
-    Options: ClassVar[type[BackendOptions]]
-    requirements: ClassVar[Requirements]
-
-    def check(self, options: BackendOptions | None = None) -> Readiness: ...
+class Animator(Protocol):
+    """A loaded backend: animate many clips, then ``close()`` (or leave its ``with`` block)."""
 
     def animate(
-        self, request: AnimationRequest, progress: ProgressCallback | None = None
+        self, request: AnimationRequest, progress: ProgressSink | None = None
     ) -> Iterator[np.ndarray]: ...
 
+    def close(self) -> None: ...
 
-def cuda_available() -> bool:
-    """Whether PyTorch is installed and sees a CUDA device (without importing it needlessly)."""
-    import importlib.util
+    def __enter__(self) -> Animator: ...
 
-    if importlib.util.find_spec("torch") is None:
-        return False
-    import torch
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
 
-    return bool(torch.cuda.is_available())
+
+class Backend(Protocol):
+    """The class-level half of a backend (see the module docstring)."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    Options: ClassVar[type[BackendOptions]]
+    capabilities: ClassVar[Capabilities]
+
+    @classmethod
+    def default_options(cls) -> BackendOptions: ...
+
+    @classmethod
+    def parse_options(cls, options: Mapping[str, Any] | BaseModel | None) -> BackendOptions: ...
+
+    @classmethod
+    def weight_specs(cls, options: BackendOptions) -> tuple[WeightSpec, ...]: ...
+
+    @classmethod
+    def readiness(cls, options: BackendOptions, device: str | None = None) -> Readiness: ...
+
+    @classmethod
+    def load(
+        cls, options: BackendOptions, runtime: Runtime, progress: ProgressSink | None = None
+    ) -> Animator: ...
 
 
-def resize_frame(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``frame`` at ``size`` = ``(width, height)`` (area filter down, bicubic up)."""
-    import cv2
+_CLASSMETHODS = ("default_options", "parse_options", "weight_specs", "readiness", "load")
 
-    h, w = frame.shape[:2]
-    if (w, h) == tuple(size):
-        return frame
-    shrink = size[0] * size[1] < w * h
-    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+
+def contract_problems(cls: object) -> list[str]:
+    """Everything that keeps ``cls`` from being a backend; empty when it is one.
+
+    Checked without loading anything: the attributes and their types, the classmethods, and
+    that the default options validate.  One definition, used by registration, the runner and
+    the conformance kit alike.
+    """
+    if not isinstance(cls, type):
+        return [f"expected a backend class, got {cls!r}"]
+    problems: list[str] = []
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name or not name.replace("-", "_").isidentifier():
+        problems.append(f"name must be a short identifier, got {name!r}")
+    if not isinstance(getattr(cls, "description", None), str):
+        problems.append("description must be a string (one line for `faceshot backends`)")
+    options = getattr(cls, "Options", None)
+    if not (isinstance(options, type) and issubclass(options, BackendOptions)):
+        problems.append("Options must be a subclass of faceshot_backends.BackendOptions")
+    if not isinstance(getattr(cls, "capabilities", None), Capabilities):
+        problems.append("capabilities must be a faceshot_backends.Capabilities")
+    for method in _CLASSMETHODS:
+        attr = inspect.getattr_static(cls, method, None)
+        if attr is None:
+            problems.append(f"no {method}() (subclass faceshot_backends.BaseBackend)")
+        elif not isinstance(attr, classmethod):
+            problems.append(f"{method}() must be a classmethod")
+    if not problems:
+        try:
+            cls.default_options()  # type: ignore[attr-defined]
+        except Exception as exc:  # a plugin's own bug: report it, do not crash the registry
+            problems.append(f"its default options do not validate ({exc})")
+    return problems
+
+
+class BaseAnimator:
+    """Plumbing for animators: a context manager whose ``close()`` runs once.
+
+    Subclasses implement :meth:`animate` and, when they hold models, :meth:`release` (drop
+    references; accelerator memory is then given back by
+    :func:`faceshot_core.torch_support.free_accelerator_memory`).
+    """
+
+    def __init__(self, options: BackendOptions, runtime: Runtime) -> None:
+        self.options = options
+        self.runtime = runtime
+        self.closed = False
+
+    def animate(
+        self, request: AnimationRequest, progress: ProgressSink | None = None
+    ) -> Iterator[np.ndarray]:
+        raise NotImplementedError(f"{type(self).__qualname__} must implement animate()")
+
+    def release(self) -> None:
+        """Drop what :meth:`close` should free (models, buffers)."""
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.release()
+
+    def check_open(self) -> None:
+        if self.closed:
+            raise RuntimeError(f"{type(self).__qualname__} was closed; load the backend again")
+
+    def __enter__(self) -> BaseAnimator:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 class BaseBackend:
-    """Plumbing shared by backends: option parsing and a weights-based readiness check.
+    """The class-level plumbing: options, weights, readiness; subclasses write :meth:`load`.
 
-    Subclasses set ``name``, ``Options``, ``requirements`` and implement :meth:`animate`.  A
-    backend with weights gives its options a ``weights_dir`` field (a folder) and may override
-    :meth:`weight_search_paths` to add places such as the Hugging Face cache.
+    Set ``name``, ``description``, ``Options`` and ``capabilities``; list weight files by
+    overriding :meth:`weight_specs` (the folder comes from a ``weights`` option, the spec's
+    environment variable or the Hugging Face cache; see :mod:`faceshot_core.weights`).
     """
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     Options: ClassVar[type[BackendOptions]] = BackendOptions
-    requirements: ClassVar[Requirements] = Requirements()
+    capabilities: ClassVar[Capabilities] = Capabilities()
 
     @classmethod
-    def parse_options(cls, options: Mapping[str, Any] | BackendOptions | None) -> BackendOptions:
+    def default_options(cls) -> BackendOptions:
+        return cls.parse_options(None)
+
+    @classmethod
+    def parse_options(cls, options: Mapping[str, Any] | BaseModel | None) -> BackendOptions:
         """Validate user options with the backend's own model; one clear line on error."""
-        if isinstance(options, cls.Options):
-            return options
-        if isinstance(options, BackendOptions):
-            options = options.model_dump()
-        try:
-            return cls.Options.model_validate(dict(options or {}))
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(p) for p in first["loc"]) or "options"
-            known = ", ".join(cls.Options.model_fields) or "none"
-            if first["type"] == "extra_forbidden":
-                msg = f"backend {cls.name!r} has no option {field!r} (its options: {known})"
-            else:
-                msg = f"backend {cls.name!r} option {field!r}: {first['msg']}"
-            raise BackendOptionError(msg) from None
+        return parse_options(cls.name, cls.Options, options)
 
-    def weight_search_paths(self, options: BackendOptions) -> list[Path]:
-        """Folders searched for weight files, in order."""
-        folder = getattr(options, "weights_dir", None)
-        return [Path(folder)] if folder else []
+    @classmethod
+    def weight_specs(cls, options: BackendOptions) -> tuple[WeightSpec, ...]:
+        """The weight files the backend needs with these options (none by default)."""
+        return ()
 
-    def check(self, options: BackendOptions | None = None) -> Readiness:
-        """Ready when every declared weight file exists in one of the search paths."""
-        opts = options if options is not None else self.parse_options(None)
+    @classmethod
+    def weights_folder(cls, options: BackendOptions) -> Path | None:
+        """The folder the user gave with ``--option weights=DIR`` (``None``: search)."""
+        folder = getattr(options, "weights", None)
+        return Path(folder).expanduser() if folder else None
+
+    @classmethod
+    def readiness(cls, options: BackendOptions, device: str | None = None) -> Readiness:
+        """Ready when the device can be used and every weight file is found (nothing loads)."""
         problems: list[str] = []
+        wants_cuda = device is not None and device.startswith("cuda")
+        if (cls.capabilities.gpu_only or wants_cuda) and not cuda_available():
+            problems.append("needs a CUDA GPU and PyTorch with CUDA; none found here")
+        if device is not None and device.partition(":")[0] not in (*cls.capabilities.devices,
+                                                                   "auto"):  # fmt: skip
+            problems.append(f"cannot run on {device}; it runs on "
+                            f"{', '.join(cls.capabilities.devices)}")  # fmt: skip
         missing: list[MissingFile] = []
-        if self.requirements.gpu and not cuda_available():
-            problems.append("needs a CUDA GPU and PyTorch with CUDA; none found")
-        if self.requirements.weights:
-            roots = self.weight_search_paths(opts)
-            if not roots:
-                problems.append("no weights folder given (option weights_dir)")
-            for weight in self.requirements.weights:
-                if not any((root / weight.path).is_file() for root in roots):
-                    missing.append(MissingFile(path=weight.path,
-                                               searched=tuple(str(r) for r in roots)))  # fmt: skip
+        folder = cls.weights_folder(options)
+        for spec in cls.weight_specs(options):
+            missing.extend(find_weights(spec, folder).missing)
         return Readiness(ready=not problems and not missing, problems=tuple(problems),
                          missing=tuple(missing))  # fmt: skip
 
-    def animate(
-        self, request: AnimationRequest, progress: ProgressCallback | None = None
-    ) -> Iterator[np.ndarray]:
-        raise NotImplementedError(f"{type(self).__qualname__} must implement animate()")
+    @classmethod
+    def load(
+        cls, options: BackendOptions, runtime: Runtime, progress: ProgressSink | None = None
+    ) -> Animator:
+        raise NotImplementedError(f"{cls.__qualname__} must implement load()")
 
 
-class PerFrameBackend(BaseBackend):
-    """A backend that renders every pose on its own: implement :meth:`prepare` and :meth:`render`.
+def describe_error(backend: str, exc: BaseException) -> str:
+    """One line for a failure inside a backend (its bug, not the user's)."""
+    return f"backend {backend!r} failed: {type(exc).__name__}: {exc}"
 
-    ``animate`` then streams the frames, resizes them to ``request.size`` and reports
-    progress.  Generative backends that produce clips in chunks implement ``animate`` directly.
-    """
 
-    def prepare(self, request: AnimationRequest, options: Any) -> Any:
-        """Per-reference work done once (a mesh, a model); passed to every :meth:`render`."""
-        return None
-
-    def render(self, state: Any, points: np.ndarray) -> np.ndarray:
-        """One RGB uint8 frame for landmarks ``points`` ``[68, 2]`` (any size: it is resized)."""
-        raise NotImplementedError(f"{type(self).__qualname__} must implement render()")
-
-    def animate(
-        self, request: AnimationRequest, progress: ProgressCallback | None = None
-    ) -> Iterator[np.ndarray]:
-        state = self.prepare(request, self.parse_options(request.options))
-        for m, points in enumerate(request.sequence):
-            yield resize_frame(self.render(state, points), request.size)
-            if progress is not None:
-                progress(m + 1, request.num_frames)
+__all__ += ["BackendOptionError", "describe_error"]

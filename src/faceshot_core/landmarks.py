@@ -22,6 +22,8 @@ from faceshot_core.schema import LEFT_EYE_OUTER_CORNER, NUM_POINTS, RIGHT_EYE_OU
 
 #: How far beyond the image border (as a fraction of width/height) a point may lie.
 OUTSIDE_TOLERANCE = 0.5
+#: Frame rate assumed for a landmark sequence that records none (saved without a video).
+DEFAULT_FPS = 25.0
 
 ImageSize = tuple[int, int]
 """``(width, height)`` in pixels."""

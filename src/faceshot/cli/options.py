@@ -30,13 +30,51 @@ parts_option = click.option(
     "eyes, mouth (default: all). The others follow the head motion only.",
 )
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bars or status lines.")
+
+
+class RegisteredName(click.ParamType):
+    """A name from a plugin registry (detectors, backends), checked when the command runs.
+
+    The choices are read from the registry only when needed (help, a bad value), so building
+    the CLI does not load every plugin.
+    """
+
+    name = "name"
+
+    def __init__(self, kind: str, names: Callable[[], list[str]]) -> None:
+        self.kind, self.names = kind, names
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "[" + "|".join(self.names()) + "]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        known = self.names()
+        if value not in known:
+            self.fail(f"unknown {self.kind} {value!r}; choose from {', '.join(known)}", param, ctx)
+        return str(value)
+
+
+def _detector_names() -> list[str]:
+    from faceshot_core.detection import available_detectors
+
+    return available_detectors()
+
+
 detector_option = click.option(
     "--detector",
-    type=click.Choice(["dlib", "fan"]),
+    type=RegisteredName("detector", _detector_names),
     default="dlib",
     show_default=True,
-    help="Face landmark detector: 'dlib' works offline anywhere; 'fan' is the paper's "
-    "RetinaFace + FAN (needs `pip install faceshot[fan]` and its weights).",
+    help="Face landmark detector (plugins can add more): 'dlib' works offline anywhere; "
+    "'fan' is the paper's RetinaFace + FAN (needs `pip install faceshot[fan]` and its weights).",
+)
+head_translation_option = click.option(
+    "--head-translation",
+    type=click.Choice(["face", "pixels"]),
+    default="face",
+    show_default=True,
+    help="How the driving head's shift carries over: scaled by the ratio of face sizes, or "
+    "copied in pixels (the paper, which assumes both faces at 512x512 and of similar size).",
 )
 image_size_option = click.option(
     "--image-size",

@@ -8,6 +8,7 @@ import click
 
 from faceshot.cli.options import (
     detector_option,
+    head_translation_option,
     image_size_option,
     input_file,
     output_file,
@@ -19,14 +20,13 @@ from faceshot.cli.options import (
     smooth_option,
 )
 from faceshot.cli.progress import progress_display, say
-from faceshot.pipeline import load_driving, reposed_sequence
+from faceshot.pipeline import load_driving, retarget as retarget_landmarks
 from faceshot_core.atomic import check_output_path
 from faceshot_core.images import load_image
 from faceshot_core.landmark_files import load_face, save_landmarks
+from faceshot_core.landmarks import DEFAULT_FPS
 from faceshot_core.render import overlay_on_still
 from faceshot_core.video import probe_has_audio, write_video
-
-DEFAULT_FPS = 25.0
 
 
 @click.command()
@@ -60,14 +60,7 @@ DEFAULT_FPS = 25.0
     help="Also draw the reposed landmarks on the reference IMAGE, as a video.",
 )
 @parts_option
-@click.option(
-    "--head-translation",
-    type=click.Choice(["face", "pixels"]),
-    default="face",
-    show_default=True,
-    help="How the driving head's shift carries over: scaled by the ratio of face sizes, or "
-    "copied in pixels (the paper, which assumes both faces at 512x512 and of similar size).",
-)
+@head_translation_option
 @image_size_option
 @smooth_option
 @detector_option
@@ -111,7 +104,7 @@ def retarget(
             smoothing="one_euro" if smooth else None,
             progress=progress,
         )
-    sequence = reposed_sequence(
+    sequence = retarget_landmarks(
         reference, motion, parts=part_list, head_translation=head_translation
     )
     save_landmarks(output, sequence, overwrite=overwrite)

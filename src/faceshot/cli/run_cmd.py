@@ -1,19 +1,17 @@
-"""``faceshot run`` and ``faceshot backends``."""
+"""``faceshot run``: the whole pipeline in one command."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
-
 from faceshot.cli.match_options import settings_from, weights_options
 from faceshot.cli.options import (
     detector_option,
+    head_translation_option,
     input_file,
     output_file,
     overwrite_option,
@@ -22,9 +20,8 @@ from faceshot.cli.options import (
     quiet_option,
     smooth_option,
 )
-from faceshot.cli.progress import ProgressEvent, progress_display, say
+from faceshot.cli.progress import progress_display, say
 from faceshot.runner import run as run_pipeline
-from faceshot_core.plugins import backend_registry
 
 
 def parse_backend_options(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -76,9 +73,11 @@ def parse_backend_options(pairs: tuple[str, ...]) -> dict[str, Any]:
               help="Also write <name>_compare.mp4 (driving | reference | result).")  # fmt: skip
 @click.option("--overlay", is_flag=True,
               help="Also write <name>_overlay.mp4 (result with landmarks).")  # fmt: skip
-@click.option("--device", default="cpu", show_default=True, help="Device for GPU backends.")
-@click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]),
-              default="float32", show_default=True, help="Precision for GPU backends.")  # fmt: skip
+@click.option("--device", default="auto", show_default=True,
+              help="auto (CUDA when present and the backend supports it), cpu, cuda or cuda:N.")  # fmt: skip
+@click.option("--dtype", type=click.Choice(["auto", "float32", "float16", "bfloat16"]),
+              default="auto", show_default=True,
+              help="Precision: auto is float16 on CUDA (when supported), float32 on CPU.")  # fmt: skip
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Random seed for generative backends.")  # fmt: skip
 @click.option("--option", "backend_options", multiple=True, metavar="KEY=VALUE",
@@ -87,6 +86,7 @@ def parse_backend_options(pairs: tuple[str, ...]) -> dict[str, Any]:
               help="Animate only the first N driving frames.")  # fmt: skip
 @smooth_option
 @parts_option
+@head_translation_option
 @detector_option
 @overwrite_option
 @quiet_option
@@ -94,7 +94,8 @@ def run(
     reference: Path, driving: Path, output: Path, backend: str,
     reference_landmarks: Path | None, compare: bool, overlay: bool, device: str, dtype: str,
     seed: int, backend_options: tuple[str, ...], max_frames: int | None, smooth: bool,
-    parts: str | None, detector: str, overwrite: bool, quiet: bool, match: bool,
+    parts: str | None, head_translation: str, detector: str, overwrite: bool, quiet: bool,
+    match: bool,
     gallery: Path | None, **weights: Any,
 ) -> None:  # fmt: skip
     """Animate a character image with the motion of a driving video.
@@ -104,57 +105,21 @@ def run(
     else from the appearance-guided matcher (--gallery; --match to use it first).
     """
     options = parse_backend_options(backend_options)
-    with progress_display(quiet=quiet) as display:
+    part_list = parse_parts(parts)
+    with progress_display(quiet=quiet) as progress:
         result = run_pipeline(
-            reference, driving, output=output, backend=backend,
-            reference_landmarks=reference_landmarks, compare=compare, overlay=overlay,
-            match=match,
-            matching=replace(settings_from(gallery, **weights), device=device, dtype=dtype),
+            reference, driving, output=output, options=options, progress=progress,
+            backend=backend, reference_landmarks=reference_landmarks, compare=compare,
+            overlay=overlay, match=match,
+            matching=replace(settings_from(gallery, **weights),
+                             device=None if device == "auto" else device,
+                             dtype=None if dtype == "auto" else dtype),
             device=device, dtype=dtype, seed=seed, detector=detector,
-            smoothing="one_euro" if smooth else None, parts=parse_parts(parts),
-            max_frames=max_frames, overwrite=overwrite,
-            progress=lambda stage, done, total: display(ProgressEvent(stage, done, total)),
-            options=options,
+            smoothing="one_euro" if smooth else None,
+            parts=tuple(part_list) if part_list is not None else None,
+            head_translation=head_translation, max_frames=max_frames, overwrite=overwrite,
         )  # fmt: skip
     extra = [p for p in (result.compare, result.overlay) if p is not None]
-    say(f"{result.frames} frames at {result.fps:g} fps with {result.backend} -> {result.output} "
-        f"({result.timings['total']:.1f} s); landmarks -> {result.landmarks_file}"
-        + "".join(f"; {p}" for p in extra), quiet=quiet)  # fmt: skip
-
-
-def _type_name(annotation: Any) -> str:
-    if get_origin(annotation) is Literal:
-        return "one of " + "|".join(str(a) for a in get_args(annotation))
-    return getattr(annotation, "__name__", str(annotation))
-
-
-@click.command()
-@click.option("-v", "--verbose", is_flag=True, help="Also list each backend's options.")
-def backends(verbose: bool) -> None:
-    """List the installed backends: plugin, version, and whether each is ready here."""
-    registry = backend_registry()
-    table = Table(show_lines=False)
-    for column in ("backend", "plugin", "version", "status", "description"):
-        table.add_column(column)
-    for entry in registry:
-        ready = entry.cls().check().summary()
-        table.add_row(entry.name, entry.plugin.name, entry.plugin.version or "-", ready,
-                      getattr(entry.cls, "description", ""))  # fmt: skip
-    for name, entries in registry.conflicts.items():
-        owners = " and ".join(e.plugin.name for e in entries)
-        table.add_row(name, owners, "-", "conflict: registered twice", "")
-    console = Console()
-    console.print(table)
-    for plugin in registry.failed_plugins:
-        console.print(f"[red]plugin {plugin.name} failed:[/red] {plugin.error}", markup=True,
-                      highlight=False)  # fmt: skip
-    if verbose:
-        for entry in registry:
-            console.print(f"\n[bold]{entry.name}[/bold] options:")
-            fields = entry.cls.Options.model_fields
-            if not fields:
-                console.print("  (none)")
-            for name, info in fields.items():
-                kind = _type_name(info.annotation)
-                console.print(f"  {name} ({kind}, default {info.default!r})"
-                              + (f": {info.description}" if info.description else ""))  # fmt: skip
+    say(f"{result.frames} frames at {result.fps:g} fps with {result.backend} on {result.device} "
+        f"({result.dtype}) -> {result.output} ({result.timings['total']:.1f} s); landmarks -> "
+        f"{result.landmarks_file}" + "".join(f"; {p}" for p in extra), quiet=quiet)  # fmt: skip

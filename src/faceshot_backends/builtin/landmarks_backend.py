@@ -13,13 +13,10 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
-from faceshot_backends.contract import (
-    AnimationRequest,
-    BackendOptions,
-    PerFrameBackend,
-    Requirements,
-    resize_frame,
-)
+from faceshot_backends.capabilities import Capabilities
+from faceshot_backends.options import BackendOptions
+from faceshot_backends.per_frame import PerFrameBackend
+from faceshot_backends.request import AnimationRequest
 from faceshot_core.render import draw_landmarks, pose_image
 
 
@@ -35,19 +32,15 @@ class LandmarksBackend(PerFrameBackend):
     name: ClassVar[str] = "landmarks"
     description: ClassVar[str] = "no generation: the reposed landmarks drawn as video"
     Options: ClassVar[type[BackendOptions]] = LandmarksOptions
-    requirements: ClassVar[Requirements] = Requirements()
+    capabilities: ClassVar[Capabilities] = Capabilities(temporal="per_frame")
 
-    def prepare(self, request: AnimationRequest, options: Any) -> Any:
-        """Draw at the output size directly (sharper lines than drawing and resizing)."""
-        h, w = request.reference_image.shape[:2]
-        out_w, out_h = request.size
-        scale = np.array([out_w / w, out_h / h], dtype=np.float32)
-        base = None if options.style == "pose" else resize_frame(request.reference_image,
-                                                                  (out_w, out_h))  # fmt: skip
-        return scale, base, (out_w, out_h)
+    def prepare(self, request: AnimationRequest) -> Any:
+        """What to draw on: the reference image, or nothing (a black pose image)."""
+        style = getattr(self.options, "style", "overlay")
+        return None if style == "pose" else request.reference_image, request.size
 
     def render(self, state: Any, points: np.ndarray) -> np.ndarray:
-        scale, base, size = state
+        base, size = state
         if base is None:
-            return pose_image(points * scale, size)
-        return draw_landmarks(base, points * scale)
+            return pose_image(points, size)
+        return draw_landmarks(base, points)

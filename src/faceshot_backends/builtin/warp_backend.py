@@ -13,12 +13,10 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import Field
 
-from faceshot_backends.contract import (
-    AnimationRequest,
-    BackendOptions,
-    PerFrameBackend,
-    Requirements,
-)
+from faceshot_backends.capabilities import Capabilities
+from faceshot_backends.options import BackendOptions
+from faceshot_backends.per_frame import PerFrameBackend
+from faceshot_backends.request import AnimationRequest
 
 
 class WarpOptions(BackendOptions):
@@ -34,15 +32,16 @@ class WarpBackend(PerFrameBackend):
     name: ClassVar[str] = "warp"
     description: ClassVar[str] = "CPU piecewise-affine warp of the reference (no weights)"
     Options: ClassVar[type[BackendOptions]] = WarpOptions
-    requirements: ClassVar[Requirements] = Requirements()
+    capabilities: ClassVar[Capabilities] = Capabilities(temporal="per_frame")
 
-    def prepare(self, request: AnimationRequest, options: Any) -> Any:
+    def prepare(self, request: AnimationRequest) -> Any:
+        """The mesh and lookup tables of this reference (built once per clip)."""
         from faceshot_backends.warp_engine import LandmarkWarper
 
         return LandmarkWarper(
             request.reference_image,
             request.reference_landmarks,
-            mouth_interior=options.mouth_interior,
+            mouth_interior=getattr(self.options, "mouth_interior", True),
         )
 
     def render(self, state: Any, points: np.ndarray) -> np.ndarray:

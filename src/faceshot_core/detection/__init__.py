@@ -10,22 +10,23 @@ Start with :func:`detect_driving_landmarks`::
 
 Detectors: ``'dlib'`` (default; offline, CPU) and ``'fan'`` (the paper's facexlib RetinaFace +
 AWing FAN; ``pip install 'faceshot[fan]'`` and its weights), both behind the
-:class:`FaceDetector` protocol, so a third one can be added with :func:`register_detector`.
+:class:`FaceDetector` protocol and registered through the ``register_detectors`` plugin hook
+(:mod:`faceshot_core.detection.registry`), so a plugin adds a third one the same way.
 
 Importing this package does not import dlib or torch; detectors load on first use.
 """
 
-from faceshot_core.detection.base import (
-    Box,
-    FaceDetector,
-    available_detectors,
-    get_detector,
-    register_detector,
-)
+from faceshot_core.detection.base import Box, FaceDetector
 from faceshot_core.detection.dlib_detector import DlibDetector
 from faceshot_core.detection.driving import cache_path, detect_driving_landmarks
 from faceshot_core.detection.fan_detector import FanDetector, wflw98_to_ibug68
 from faceshot_core.detection.gaps import fill_gaps
+from faceshot_core.detection.registry import (
+    available_detectors,
+    detector_registry,
+    get_detector,
+    register_detector,
+)
 from faceshot_core.detection.smoothing import (
     OneEuroFilter,
     OneEuroParams,
@@ -46,6 +47,7 @@ __all__ = [
     "available_detectors",
     "cache_path",
     "detect_driving_landmarks",
+    "detector_registry",
     "fill_gaps",
     "get_detector",
     "register_detector",

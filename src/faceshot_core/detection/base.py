@@ -1,4 +1,4 @@
-"""The detector contract: a face box type, the :class:`FaceDetector` protocol and a registry.
+"""The detector contract: a face box type and the :class:`FaceDetector` protocol.
 
 A driving-video detector has to answer four questions, and the tracker
 (:mod:`faceshot_core.detection.tracking`) combines them:
@@ -23,14 +23,12 @@ passed in: a detector that works on a downscaled copy maps its results back itse
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import cv2
 import numpy as np
 
-from faceshot_core.errors import FaceshotUserError
 
 
 @dataclass(frozen=True)
@@ -177,62 +175,3 @@ def check_frame(image: np.ndarray) -> np.ndarray:
             f"expected an RGB uint8 [H, W, 3] frame, got {arr.dtype} {list(arr.shape)}"
         )
     return arr
-
-
-# ---------------------------------------------------------------------------------------------
-# Registry
-
-DetectorFactory = Callable[..., FaceDetector]
-
-
-def _dlib_factory(**options: object) -> FaceDetector:
-    from faceshot_core.detection.dlib_detector import DlibDetector
-
-    return DlibDetector(**options)  # type: ignore[arg-type]
-
-
-def _fan_factory(**options: object) -> FaceDetector:
-    from faceshot_core.detection.fan_detector import FanDetector
-
-    return FanDetector(**options)  # type: ignore[arg-type]
-
-
-# Factories import their module lazily, so asking for "dlib" never imports torch and listing
-# detectors costs nothing.
-_REGISTRY: dict[str, DetectorFactory] = {"dlib": _dlib_factory, "fan": _fan_factory}
-
-DEFAULT_DETECTOR = "dlib"
-
-
-def register_detector(name: str, factory: DetectorFactory, *, replace: bool = False) -> None:
-    """Make ``get_detector(name)`` build a detector with ``factory(**options)``.
-
-    Registering an existing name is an error unless ``replace`` is true: two plugins silently
-    fighting over one name is worse than a loud failure.
-    """
-    if not name or not name.replace("_", "").replace("-", "").isalnum():
-        raise ValueError(f"detector name must be a simple identifier, got {name!r}")
-    if name in _REGISTRY and not replace:
-        raise ValueError(f"a detector named {name!r} is already registered")
-    _REGISTRY[name] = factory
-
-
-def available_detectors() -> list[str]:
-    """Registered detector names (registered, not necessarily installed: 'fan' needs extras)."""
-    return sorted(_REGISTRY)
-
-
-def get_detector(name: str = DEFAULT_DETECTOR, **options: object) -> FaceDetector:
-    """Build the detector registered as ``name`` (``'dlib'`` or ``'fan'``).
-
-    ``options`` go to its constructor.  Raises :class:`FaceshotUserError` for an unknown name
-    and :class:`~faceshot_core.errors.MissingDependencyError` when the detector's packages or
-    weights are missing.
-    """
-    try:
-        factory = _REGISTRY[name]
-    except KeyError:
-        raise FaceshotUserError(
-            f"unknown face detector {name!r}; available: {', '.join(available_detectors())}"
-        ) from None
-    return factory(**options)

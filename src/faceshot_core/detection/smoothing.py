@@ -36,11 +36,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from faceshot_core.landmarks import LandmarkSequence
+from faceshot_core.landmarks import DEFAULT_FPS, LandmarkSequence
 from faceshot_core.schema import LEFT_EYE_OUTER_CORNER, RIGHT_EYE_OUTER_CORNER
 
 #: Frame rate assumed when a sequence does not record one.
-DEFAULT_FPS = 25.0
 
 
 @dataclass(frozen=True)

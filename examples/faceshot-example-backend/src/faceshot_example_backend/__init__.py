@@ -7,20 +7,19 @@ Expressions are ignored; the point is to show every piece a backend plugin needs
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import cv2
 import numpy as np
 from pydantic import Field
 
-from faceshot_backends.contract import (
+from faceshot_backends import (
     AnimationRequest,
     BackendOptions,
+    Capabilities,
     PerFrameBackend,
-    Requirements,
 )
-from faceshot_core.hookspecs import hookimpl
+from faceshot_core.hookspecs import BackendRegistrar, hookimpl
 
 __version__ = "0.1.0"
 
@@ -40,11 +39,12 @@ class PuppetBackend(PerFrameBackend):
     name: ClassVar[str] = "puppet"
     description: ClassVar[str] = "example plugin: the image follows the head motion rigidly"
     Options: ClassVar[type[BackendOptions]] = PuppetOptions
-    requirements: ClassVar[Requirements] = Requirements()
+    capabilities: ClassVar[Capabilities] = Capabilities(temporal="per_frame")
 
-    def prepare(self, request: AnimationRequest, options: Any) -> Any:
-        """What every frame needs: the image, its landmarks and the border mode."""
-        return request.reference_image, request.reference_landmarks, _BORDERS[options.border]
+    def prepare(self, request: AnimationRequest) -> Any:
+        """What every frame of this clip needs: the image, its landmarks and the border mode."""
+        border = _BORDERS[getattr(self.options, "border", "replicate")]
+        return request.reference_image, request.reference_landmarks, border
 
     def render(self, state: Any, points: np.ndarray) -> np.ndarray:
         image, reference, border = state
@@ -56,5 +56,5 @@ class PuppetBackend(PerFrameBackend):
 
 
 @hookimpl
-def register_backends(register: Callable[[type[Any]], None]) -> None:
+def register_backends(register: BackendRegistrar) -> None:
     register(PuppetBackend)
