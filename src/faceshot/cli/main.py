@@ -17,6 +17,7 @@ from faceshot.cli.gallery_cmd import gallery
 from faceshot.cli.landmarks_cmd import landmarks
 from faceshot.cli.retarget_cmd import retarget
 from faceshot.cli.run_cmd import backends, run
+from faceshot.cli.weights_cmd import weights
 from faceshot_core.errors import FaceshotUserError
 
 USER_ERROR_EXIT = 2
@@ -46,6 +47,7 @@ cli.add_command(retarget)
 cli.add_command(landmarks)
 cli.add_command(gallery)
 cli.add_command(demo)
+cli.add_command(weights)
 
 
 def main(argv: list[str] | None = None) -> int:
