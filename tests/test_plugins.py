@@ -17,8 +17,10 @@ from pathlib import Path
 import pytest
 
 from faceshot.cli.main import main
+from faceshot_backends.registry import backend_registry
 from faceshot_core import hookspecs, plugins
-from faceshot_core.plugins import BackendConflictError, UnknownBackendError, backend_registry
+from faceshot_core.detection import available_detectors, get_detector
+from faceshot_core.plugins import BackendConflictError, UnknownBackendError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -59,6 +61,19 @@ from faceshot_core.hookspecs import hookimpl
 def register_backends(register):
     raise RuntimeError("weights server unreachable")
 """
+HALF_A_BACKEND = """
+from faceshot_core.hookspecs import hookimpl
+
+class Half:
+    name = "half"
+    description = "contract 1 leftovers"
+    def animate(self, request):
+        return iter(())
+
+@hookimpl
+def register_backends(register):
+    register(Half)
+"""
 NOT_A_BACKEND = """
 from faceshot_core.hookspecs import hookimpl
 
@@ -93,7 +108,9 @@ def test_builtins_register_through_the_hook() -> None:
     plugins.reset()
     registry = backend_registry()
     assert {"warp", "landmarks"} <= set(registry.names())
-    assert registry.get("warp").plugin.name == "builtin"
+    warp = registry.get("warp").plugin
+    assert warp.name == "builtin" and warp.dist_name == "faceshot" and warp.builtin
+    assert {"dlib", "fan"} <= set(available_detectors())
 
 
 def test_entry_point_plugin_is_loaded(site: Path) -> None:
@@ -110,7 +127,8 @@ def test_entry_point_plugin_is_loaded(site: Path) -> None:
         (BROKEN_IMPORT, "import failed: ModuleNotFoundError"),
         (UNKNOWN_HOOK, "unknown hook(s) register_animals"),
         (FAILING_HOOK, "register_backends failed: RuntimeError: weights server unreachable"),
-        (NOT_A_BACKEND, "register_backends failed: TypeError"),
+        (NOT_A_BACKEND, "TypeError: object is not a faceshot backend: name must be"),
+        (HALF_A_BACKEND, "Half is not a faceshot backend: Options must be"),
     ],
 )
 def test_broken_plugin_never_breaks_faceshot(
@@ -164,6 +182,148 @@ def test_unknown_backend_lists_the_available_ones() -> None:
         backend_registry().get("nope")
 
 
+# --- the detector and command hooks ---------------------------------------------------------
+
+DETECTOR_PLUGIN = """
+from faceshot_core.detection.dlib_detector import DlibDetector
+from faceshot_core.hookspecs import hookimpl
+
+class Renamed(DlibDetector):
+    name = "renamed"
+
+@hookimpl
+def register_detectors(register):
+    register("renamed", lambda **options: Renamed(**options), description="dlib, renamed")
+"""
+
+COMMAND_PLUGIN = """
+import click
+from faceshot_core.hookspecs import hookimpl
+
+@click.command("hello")
+@click.argument("who")
+def hello(who):
+    click.echo(f"hello {who} from a plugin")
+
+@click.command("run")
+def clash():
+    raise AssertionError("a plugin must not replace a built-in command")
+
+@hookimpl
+def register_commands(register):
+    register(hello)
+    register(clash)
+"""
+
+
+def test_register_detectors_adds_a_detector_choice(
+    site: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    install(site, "faceshot-renamed", "renamed", DETECTOR_PLUGIN)
+    assert "renamed" in available_detectors()
+    assert get_detector("renamed").name == "renamed"
+    assert main(["detect", "--help"]) == 0
+    assert "renamed" in capsys.readouterr().out  # --detector choices come from the registry
+    code = main(["detect", str(tmp_path / "x.mp4"), "-o", str(tmp_path / "x.npz"),
+                 "--detector", "nope"])  # fmt: skip
+    assert code == 2 and "unknown detector 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.filterwarnings("ignore::faceshot_core.plugins.PluginWarning")
+def test_register_commands_adds_a_cli_command(
+    site: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    install(site, "faceshot-hello", "hello", COMMAND_PLUGIN)
+    assert main(["hello", "you"]) == 0
+    assert "hello you from a plugin" in capsys.readouterr().out
+    with pytest.warns(plugins.PluginWarning, match="'run' is already a faceshot command"):
+        main(["--help"])
+
+
+# --- one load per run, progress events in the CLI ---------------------------------------------
+
+COUNTING = """
+from typing import ClassVar
+import numpy as np
+from faceshot_backends import Capabilities, PerFrameBackend, WorkingSize
+from faceshot_core.hookspecs import hookimpl
+from faceshot_core.progress import report
+
+LOADS = []
+
+class Counting(PerFrameBackend):
+    name: ClassVar[str] = "counting"
+    description: ClassVar[str] = "counts loads; works at 64 px multiples"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        working_size=WorkingSize(short_side=128, multiple=64))
+
+    def setup(self, progress=None):
+        LOADS.append(self.runtime)
+        report(progress, "loading", 1, 2, "models")
+
+    def render(self, state, points):
+        return self.last_request.reference_image
+
+    def prepare(self, request):
+        self.last_request = request
+        return None
+
+@hookimpl
+def register_backends(register):
+    register(Counting)
+"""
+
+
+def test_one_load_per_run_and_progress_events_reach_the_cli(
+    site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from faceshot.cli import run_cmd
+    from faceshot_core.progress import ProgressDisplay
+    from faceshot_core.sample_data import chelsea_landmarks_path
+    from faceshot_core.synthetic import write_motion_clip
+
+    install(site, "faceshot-counting", "counting", COUNTING)
+    from skimage import data
+
+    from faceshot.pipeline import detect_reference
+    from faceshot_core.images import save_image
+
+    face = detect_reference(data.astronaut())
+    video = tmp_path / "drive.mp4"
+    write_motion_clip(video, data.astronaut(), face.points, num_frames=6, fps=10)
+    cat = save_image(tmp_path / "cat.png", data.chelsea())
+    displays: list[ProgressDisplay] = []
+
+    def recording_display(**kw: object) -> ProgressDisplay:
+        display = ProgressDisplay(quiet=True)
+        displays.append(display)
+        return display
+
+    monkeypatch.setattr(run_cmd, "progress_display", recording_display)
+    args = ["run", "-r", str(cat), "-l", str(chelsea_landmarks_path()), "-d", str(video),
+            "-b", "counting", "-q"]  # fmt: skip
+    assert main([*args, "-o", str(tmp_path / "a.mp4")]) == 0
+    counting = sys.modules["fsplug_counting"]
+    assert len(counting.LOADS) == 1 and counting.LOADS[0].device == "cpu"
+    stages = {e.stage: e for e in displays[0].events}
+    assert {"detecting", "loading", "animating", "writing"} <= set(stages)
+    assert stages["writing"].done == stages["writing"].total == 6
+    assert main([*args, "-o", str(tmp_path / "b.mp4")]) == 0
+    assert len(counting.LOADS) == 2  # one load per run
+
+    import faceshot
+    from faceshot_core.video import probe_video
+
+    with faceshot.load_animator("counting") as animator:
+        for name in ("c.mp4", "d.mp4"):
+            result = faceshot.run(cat, video, output=tmp_path / name, backend="counting",
+                                  reference_landmarks=chelsea_landmarks_path(),
+                                  animator=animator)  # fmt: skip
+            info = probe_video(result.output)  # the working size (64 multiples) mapped back
+            assert (info.width, info.height, info.frame_count) == (452, 300, 6)
+    assert len(counting.LOADS) == 3  # one load for two runs
+
+
 # --- every hook is documented with its signature, and tested -----------------------------------
 
 
@@ -173,7 +333,7 @@ def _hooks() -> list[str]:
 
 
 def test_there_are_hooks() -> None:
-    assert _hooks() == ["register_backends"]
+    assert _hooks() == ["register_backends", "register_commands", "register_detectors"]
 
 
 @pytest.mark.parametrize("hook", _hooks())
