@@ -1,8 +1,8 @@
 """Driving-landmark detection: tracking vs detecting on every frame (speed and accuracy).
 
-Run from the repository root::
+Run from the repository root (with faceshot installed, e.g. ``pip install -e .``)::
 
-    PYTHONPATH=src python benchmarks/bench_detection.py [--frames 60]
+    python benchmarks/bench_detection.py [--frames 60]
 
 Speed: milliseconds per frame of landmark work (decoding excluded: frames are decoded first and
 reported separately), with the default dlib detector, for
@@ -13,10 +13,11 @@ reported separately), with the default dlib detector, for
 
 Accuracy: NME (mean point error / inter-ocular distance between the outer eye corners 36 and 45,
 in %) on ``../shared/data/faces`` (300-W-style ``.pts`` ground truth).  Each still becomes a
-short clip with small known motions (tests/synthetic_video.py), on which the tracker and the
-per-frame detector both run; both are pointed at the annotated face with ``anchor=`` (a photo
-may hold several people).  Frames where no face was found count as misses and are left out of
-the NME.  Both numbers are measured in the same run, so their ratio is fair.
+short clip with small known motions (:func:`faceshot_core.synthetic_tracking.render_clip`), on
+which the tracker and the per-frame detector both run; both are pointed at the annotated face
+with ``anchor=`` (a photo may hold several people).  Frames where no face was found count as
+misses and are left out of the NME.  Both numbers are measured in the same run, so their ratio
+is fair.
 """
 
 from __future__ import annotations
@@ -24,25 +25,20 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "tests"))
+from faceshot_core.detection.dlib_detector import DlibDetector
+from faceshot_core.detection.tracking import FaceTracker
+from faceshot_core.images import load_image
+from faceshot_core.landmark_files import load_landmarks
+from faceshot_core.synthetic_tracking import astronaut, astronaut_landmarks, render_clip
+from faceshot_core.video import iter_frames
 
-from faceshot_core.detection.dlib_detector import DlibDetector  # noqa: E402
-from faceshot_core.detection.tracking import FaceTracker  # noqa: E402
-from faceshot_core.images import load_image  # noqa: E402
-from faceshot_core.landmark_files import load_landmarks  # noqa: E402
-from faceshot_core.video import iter_frames  # noqa: E402
-from synthetic_video import astronaut, astronaut_landmarks, render_clip  # noqa: E402
-
-SHARED = ROOT.parent / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def run(

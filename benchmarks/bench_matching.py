@@ -1,10 +1,10 @@
 """Diffusion feature extraction for one reference, against a careless implementation.
 
-Run from the repository root (needs ``faceshot[match]``: torch, diffusers, transformers)::
+Run from the repository root with ``faceshot[match]`` installed (torch, diffusers, transformers)::
 
-    PYTHONPATH=src python benchmarks/bench_matching.py                  # 512x512, ~5 min, 2 cores
-    PYTHONPATH=src python benchmarks/bench_matching.py --size 256       # about 1.5 min
-    PYTHONPATH=src python benchmarks/bench_matching.py --full-baseline  # + ~2.5 min at 512
+    python benchmarks/bench_matching.py                  # 512x512, ~5 min, 2 cores
+    python benchmarks/bench_matching.py --size 256       # about 1.5 min
+    python benchmarks/bench_matching.py --full-baseline  # + ~2.5 min at 512
 
 No weights can be downloaded, so the *full-size* architectures of the paper's setting are
 built with random weights: SD 1.5 UNet (859.5M parameters), VAE, CLIP ViT-L/14 text encoder,
@@ -33,33 +33,25 @@ from __future__ import annotations
 import argparse
 import platform
 import resource
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from diffusers import DDIMInverseScheduler
+from transformers import CLIPTokenizer
 
-_HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(_HERE.parent / "src")]
-
-import torch  # noqa: E402
-from diffusers import DDIMInverseScheduler  # noqa: E402
-from transformers import (  # noqa: E402
-    CLIPTokenizer,
-)
-
-from faceshot_core.matching.architectures import SD15_SCHEDULER  # noqa: E402
-from faceshot_core.matching.architectures import build as build_architecture  # noqa: E402
-from faceshot_core.matching.clip_embedder import ClipImageEmbedder  # noqa: E402
-from faceshot_core.matching.diffusion import (  # noqa: E402
+from faceshot_core.matching.architectures import SD15_SCHEDULER
+from faceshot_core.matching.architectures import build as build_architecture
+from faceshot_core.matching.clip_embedder import ClipImageEmbedder
+from faceshot_core.matching.diffusion import (
     DiffusionFeatureExtractor,
     FeatureCache,
     attach_ip_adapter,
     cross_attention_layers,
 )
-from faceshot_core.sample_data import astronaut, chelsea  # noqa: E402
+from faceshot_core.sample_data import astronaut, chelsea
 
 PROMPT = "a photo of a face"
 

@@ -1,8 +1,8 @@
 """Wall time of the vectorised retargeting against the plain per-point loop, on one core.
 
-Run from the repository root::
+Run from the repository root (with faceshot installed, e.g. ``pip install -e .``)::
 
-    PYTHONPATH=src python benchmarks/bench_retarget.py
+    python benchmarks/bench_retarget.py
 
 Thread pools are pinned to one thread *before* numpy is imported (the environment variables below
 are read once, at import), so the numbers are single-core numbers on any machine; retargeting
@@ -23,25 +23,20 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUME
     os.environ[_var] = "1"
 
 import platform  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-_HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(_HERE), str(_HERE.parent / "tests"), str(_HERE.parent / "src")]
-
-from face_fixtures import (  # noqa: E402
+from faceshot_core.retarget import retarget_points  # noqa: E402
+from faceshot_core.retarget_loop import retarget_loop  # noqa: E402
+from faceshot_core.synthetic_faces import (  # noqa: E402
     face_down,
     mean_face,
     rigid,
     with_eyes_closed,
     with_mouth_open,
 )
-from faceshot_core.retarget import retarget_points  # noqa: E402
-from retarget_loop import retarget_loop  # noqa: E402
 
 FRAME_COUNTS = (1, 100, 1_000, 100_000)
 LOOP_MAX_FRAMES = 1_000  # beyond this the loop time is extrapolated

@@ -1,8 +1,8 @@
 """Frames per second of the CPU warp engine against scikit-image's piecewise-affine warp.
 
-Run from the repository root::
+Run from the repository root (with faceshot installed, e.g. ``pip install -e .``)::
 
-    PYTHONPATH=src python benchmarks/bench_warp.py
+    python benchmarks/bench_warp.py
 
 The reference is scikit-image's astronaut (512x512) with its dlib landmarks.  The driving
 sequence is 100 frames of the synthetic head motion the demo uses (sway, bob, roll, scale;
@@ -24,22 +24,17 @@ default thread count; numpy's BLAS plays no part.
 from __future__ import annotations
 
 import platform
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-_HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(_HERE.parent / "tests"), str(_HERE.parent / "src")]
-
-from face_fixtures import with_eyes_closed, with_mouth_open  # noqa: E402
-from faceshot.pipeline import detect_reference  # noqa: E402
-from faceshot_backends.warp_engine import LandmarkWarper  # noqa: E402
-from faceshot_core.sample_data import astronaut, chelsea, chelsea_landmarks  # noqa: E402
-from faceshot_core.synthetic import HeadMotion, motion_matrices  # noqa: E402
+from faceshot.pipeline import detect_reference
+from faceshot_backends.warp_engine import LandmarkWarper
+from faceshot_core.sample_data import astronaut, chelsea, chelsea_landmarks
+from faceshot_core.synthetic import HeadMotion, motion_matrices
+from faceshot_core.synthetic_faces import with_eyes_closed, with_mouth_open
 
 NUM_FRAMES = 100
 BASELINE_FRAMES = 5

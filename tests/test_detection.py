@@ -1,8 +1,8 @@
 """Driving-video landmark detection: accuracy on known motion, tracking, gaps, smoothing, cache.
 
-Synthetic videos come from ``synthetic_video.py`` (the astronaut moved by known similarity
-transforms, H.264-encoded); the ground truth is the still image's dlib landmarks moved the same
-way.  Measured on this project's 2-core development machine (dlib 20.0, OpenCV 5.0) at
+Synthetic videos come from :mod:`faceshot_core.synthetic_tracking` (the astronaut moved by known
+similarity transforms, H.264-encoded); the ground truth is the still image's dlib landmarks moved
+the same way.  Measured on this project's 2-core development machine (dlib 20.0, OpenCV 5.0) at
 512x512: tracking mean 0.40 px / max 1.8 px, per-frame detection mean 0.39 px / max 2.0 px,
 tracked vs per-frame 0.35 px apart.  The bounds below are about twice those, so codec or
 library updates do not break them but a real regression does (a wrong box geometry, e.g. the
@@ -43,8 +43,8 @@ from faceshot_core.detection.fan_detector import (
 from faceshot_core.detection.smoothing import resolve_smoothing
 from faceshot_core.errors import FaceshotUserError, MissingDependencyError, NoFaceError
 from faceshot_core.landmarks import LandmarkSequence
-from faceshot_core.video import write_video
-from synthetic_video import (
+from faceshot_core.synthetic_tracking import (
+    astronaut,
     astronaut_landmarks,
     eye_opening,
     make_blink,
@@ -53,8 +53,7 @@ from synthetic_video import (
     render_clip,
     render_two_faces,
 )
-
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from faceshot_core.video import write_video
 
 # Pixel tolerances at 512x512 (see the module docstring for the measured values).
 MEAN_TOL_PX = 0.8
@@ -185,8 +184,6 @@ def test_new_faces_need_a_second_opinion(detector) -> None:
 
 
 def _astro() -> tuple[np.ndarray, np.ndarray]:
-    from synthetic_video import astronaut
-
     return astronaut(), astronaut_landmarks()
 
 

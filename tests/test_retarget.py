@@ -1,5 +1,7 @@
 """Coordinate-based retargeting: oracle agreement, motion properties and stability by construction.
 
+The oracle is :func:`faceshot_core.retarget_loop.retarget_loop`, the plain per-point loop.
+
 Tolerances.  Both implementations compute in float64 and round to float32, so on faces of
 ~512 px they agree to a couple of float32 ulps (``ULP_TOL``: 2.5e-4 px, two ulps at 1024).
 Checks that compare the float32 output with a float64 expectation allow ``PX_TOL`` = 1e-3 px.
@@ -7,25 +9,12 @@ Checks that compare the float32 output with a float64 expectation allow ``PX_TOL
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from face_fixtures import (
-    eye_aspect_ratio,
-    face_down,
-    inner_lip_gap,
-    mean_face,
-    rigid,
-    scale_points,
-    with_eyes_closed,
-    with_mouth_open,
-)
 from faceshot_core.errors import InvalidLandmarksError
 from faceshot_core.landmarks import FaceLandmarks, LandmarkSequence
 from faceshot_core.retarget import (
@@ -36,10 +25,18 @@ from faceshot_core.retarget import (
     retarget,
     retarget_points,
 )
+from faceshot_core.retarget_loop import retarget_loop
 from faceshot_core.schema import EYES, MOUTH, PARTS
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from retarget_loop import retarget_loop
+from faceshot_core.synthetic_faces import (
+    eye_aspect_ratio,
+    face_down,
+    inner_lip_gap,
+    mean_face,
+    rigid,
+    scale_points,
+    with_eyes_closed,
+    with_mouth_open,
+)
 
 # Overflow, underflow-to-NaN or division warnings would mean the design is not stable after all.
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")

@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 import pytest
 
-from face_fixtures import rigid, with_eyes_closed, with_mouth_open
 from faceshot_backends.warp_engine import CONTOURS, NUM_CORE, LandmarkWarper, build_mesh
 from faceshot_core.schema import INNER_LIPS, LEFT_EYE, RIGHT_EYE
+from faceshot_core.synthetic_faces import rigid, with_eyes_closed, with_mouth_open
 
 
 @pytest.fixture(scope="module")
