@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -172,7 +173,7 @@ def test_load_errors_are_one_line_and_name_the_backend() -> None:
 
     with pytest.raises(BackendContractError, match="returned None"):
         load_backend(ReturnsNothing)
-    with pytest.raises(BackendContractError, match="not a faceshot backend: .*capabilities"):
+    with pytest.raises(BackendContractError, match=r"not a faceshot backend: .*capabilities"):
         load_backend(type("Bare", (), {"name": "bare", "description": ""}))
 
 
@@ -196,11 +197,13 @@ def test_capabilities_are_consistent() -> None:
 @pytest.mark.parametrize(("frames", "window", "stride"),
                          [(1, 25, 12), (25, 25, 12), (26, 25, 12), (100, 25, 12), (61, 16, 12),
                           (17, 16, 16)])  # fmt: skip
-def test_window_spans_cover_every_frame_without_wrapping(frames: int, window: int, stride: int) -> None:
+def test_window_spans_cover_every_frame_without_wrapping(
+    frames: int, window: int, stride: int
+) -> None:
     spans = window_spans(frames, window, stride)
     assert spans[0][0] == 0 and spans[-1][1] == frames
     assert all(0 <= a < b <= frames and b - a == min(window, frames) for a, b in spans)
-    assert all(a2 - a1 <= stride for (a1, _), (a2, _) in zip(spans, spans[1:], strict=False))
+    assert all(a2 - a1 <= stride for (a1, _), (a2, _) in itertools.pairwise(spans))
     assert coverage(spans, frames).min() >= 1
     with pytest.raises(ValueError):
         window_spans(10, 4, 5)

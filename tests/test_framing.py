@@ -30,7 +30,7 @@ def _dots(size: tuple[int, int], points: np.ndarray) -> np.ndarray:
 
 def _centroid(image: np.ndarray, near: np.ndarray, radius: int = 6) -> np.ndarray:
     grey = image[:, :, 0].astype(np.float64) - 40
-    x0, y0 = (int(round(v)) for v in near)
+    x0, y0 = (round(float(v)) for v in near)
     win = grey[max(0, y0 - radius) : y0 + radius + 1, max(0, x0 - radius) : x0 + radius + 1]
     win = np.clip(win, 0, None)
     ys, xs = np.mgrid[max(0, y0 - radius) : y0 + radius + 1, max(0, x0 - radius) : x0 + radius + 1]
@@ -50,7 +50,9 @@ def test_landmarks_stay_on_their_pixels_both_ways(rule: WorkingSize, size: tuple
     if rule.multiple > 1:
         assert all(v % rule.multiple == 0 for v in mapping.working_size)
     for p, q in zip(points, mapping.points_to_working(points), strict=True):
-        assert np.linalg.norm(_centroid(working, q, radius=int(6 * mapping.scale[0]) + 2) - q) < 0.6, p
+        assert (
+            np.linalg.norm(_centroid(working, q, radius=int(6 * mapping.scale[0]) + 2) - q) < 0.6
+        ), p
     back = mapping.frame_to_output(working)
     assert back.shape[1::-1] == mapping.output_size
     lost = max(1.0, 1.0 / min(mapping.scale))  # a shrunk canvas holds less detail to map back

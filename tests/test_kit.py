@@ -13,7 +13,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-AUTHOR_TESTS = '''
+AUTHOR_TESTS = """
 import os
 from typing import ClassVar
 
@@ -47,7 +47,8 @@ class Still(PerFrameBackend):
 class ClipAnimator(BaseAnimator):
     def animate(self, request, progress=None):
         self.check_open()
-        spans = window_spans(request.num_frames, 4, 2) if self.windowed else [(0, request.num_frames)]
+        whole = [(0, request.num_frames)]
+        spans = window_spans(request.num_frames, 4, 2) if self.windowed else whole
         covered = np.zeros(request.num_frames, int)
         for i, (a, b) in enumerate(spans):
             covered[a:b] += 1
@@ -75,7 +76,8 @@ class Clip(BaseBackend):
 class Windowed(Clip):
     name: ClassVar[str] = "windowed"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        temporal="windowed", window=4, stride=2, working_size=WorkingSize(short_side=48, multiple=16))
+        temporal="windowed", window=4, stride=2,
+        working_size=WorkingSize(short_side=48, multiple=16))
 
 
 class GpuOnly(Clip):
@@ -99,7 +101,7 @@ class TestWindowed(BackendConformance):
 
 class TestGpuOnly(BackendConformance):
     backend_class = GpuOnly
-'''
+"""
 
 
 def test_the_kit_loads_once_per_class_and_covers_every_kind_of_backend(tmp_path: Path) -> None:

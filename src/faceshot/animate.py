@@ -11,6 +11,7 @@ as for any failure, no output file is left behind (the writers are atomic).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -44,7 +45,9 @@ class OutputPaths:
     overlay: Path | None = None
 
     @classmethod
-    def for_output(cls, output: str | Path, *, compare: bool, overlay: bool) -> OutputPaths:
+    def for_output(
+        cls, output: str | os.PathLike[str], *, compare: bool, overlay: bool
+    ) -> OutputPaths:
         out = Path(output)
         if out.suffix.lower() != ".mp4":
             raise BackendOptionError(f"output {out} must be an .mp4 file")
@@ -97,8 +100,10 @@ def _checked(frames: Any, backend: str, count: int, size: tuple[int, int]) -> It
         for frame in frames:
             arr = np.asarray(frame)
             if arr.dtype != np.uint8 or arr.shape != (h, w, 3):
-                raise BackendRunError(f"backend {backend!r} yielded a {arr.dtype} frame of shape "
-                                      f"{list(arr.shape)}; expected uint8 [{h}, {w}, 3]")  # fmt: skip
+                raise BackendRunError(
+                    f"backend {backend!r} yielded a {arr.dtype} frame of shape "
+                    f"{list(arr.shape)}; expected uint8 [{h}, {w}, 3]"
+                )
             produced += 1
             if produced > count:
                 break
@@ -138,7 +143,7 @@ def animate(
         working_size=backend_cls.capabilities.working_size, interpolated=sequence.interpolated,
     )  # fmt: skip
     total = request.num_frames
-    out_w, out_h = mapping.output_size
+    out_h = mapping.output_size[1]
     frames = _checked(animator.animate(request, progress), backend_cls.name, total, request.size)
     writing = StageReporter(progress, "writing", total)
     with ExitStack() as stack:
@@ -150,7 +155,9 @@ def animate(
         lms = (stack.enter_context(VideoWriter(paths.overlay, fps, overwrite=overwrite))
                if paths.overlay else None)  # fmt: skip
         drive = _driving_frames(driving_video, driving or sequence) if side else None
-        ref_panel = _panel(mapping.frame_to_output(request.reference_image), out_h) if side else None
+        ref_panel = (
+            _panel(mapping.frame_to_output(request.reference_image), out_h) if side else None
+        )
         for m, working_frame in enumerate(frames):
             frame = mapping.frame_to_output(working_frame)
             main.write(frame)

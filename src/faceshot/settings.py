@@ -40,8 +40,7 @@ class RunSettings(BaseModel):
     detector: str = Field(default="dlib", description="registered face detector")
     smoothing: Literal["one_euro"] | None = Field(default=None, description="driving smoothing")
     parts: tuple[str, ...] | None = Field(default=None, description="parts with local motion")
-    head_translation: Literal["face", "pixels"] = Field(default="face",
-                                                        description="head shift scaling")  # fmt: skip
+    head_translation: Literal["face", "pixels"] = Field(default="face", description="head shift")
     max_frames: int | None = Field(default=None, ge=1, description="animate the first N frames")
     cache_dir: Path | None = Field(default=None, description="driving-landmark cache folder")
     overwrite: bool = Field(default=False, description="replace existing outputs")
@@ -57,7 +56,9 @@ class RunSettings(BaseModel):
         return value
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any], *, caller: str = "faceshot.run()") -> RunSettings:
+    def from_mapping(
+        cls, values: Mapping[str, Any], *, caller: str = "faceshot.run()"
+    ) -> RunSettings:
         """Validate ``values``; a mistake is one line that names the setting (and a likely fix)."""
         try:
             return cls.model_validate(dict(values))
@@ -68,7 +69,6 @@ class RunSettings(BaseModel):
                 close = difflib.get_close_matches(name, cls.model_fields, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise SettingsError(
-                    f"{caller} has no setting {name!r}{hint}; backend options go in "
-                    "options={...}"
+                    f"{caller} has no setting {name!r}{hint}; backend options go in options={{...}}"
                 ) from None
             raise SettingsError(f"{caller} setting {name!r}: {first['msg']}") from None

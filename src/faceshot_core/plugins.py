@@ -113,9 +113,7 @@ class Registry(Generic[T]):
             available = ", ".join(self.names()) or "none"
             failed = "; ".join(f"{p.name}: {p.error}" for p in self.failed_plugins)
             hint = f" (plugins that failed to load: {failed})" if failed else ""
-            raise UnknownBackendError(
-                f"unknown {self.kind} {name!r}; available: {available}{hint}"
-            )
+            raise UnknownBackendError(f"unknown {self.kind} {name!r}; available: {available}{hint}")
         return self.entries[name]
 
     def __iter__(self) -> Iterator[Entry[T]]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import gc
 import importlib.util
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from faceshot_core.errors import FaceshotUserError, MissingDependencyError
 
@@ -100,22 +100,23 @@ def resolve_device(name: str | None, supported: Sequence[str] = ("cpu", "cuda"))
     return asked
 
 
-def resolve_dtype(
-    name: str | None, device: str, supported: Sequence[str] = DTYPES
-) -> DtypeName:
+def resolve_dtype(name: str | None, device: str, supported: Sequence[str] = DTYPES) -> DtypeName:
     """A dtype name for ``device``: ``auto`` is float16 on CUDA (if supported), else float32."""
     asked = _ALIASES.get((name or "auto").lower(), (name or "auto").lower())
     on_gpu = device.startswith("cuda")
     if asked == "auto":
-        for choice in (("float16", "bfloat16", "float32") if on_gpu else ("float32",)):
+        preferred: tuple[DtypeName, ...] = (
+            ("float16", "bfloat16", "float32") if on_gpu else ("float32",)
+        )
+        for choice in preferred:
             if choice in supported:
-                return choice  # type: ignore[return-value]
-        return supported[0]  # type: ignore[return-value]
+                return choice
+        return cast(DtypeName, supported[0])
     if asked not in DTYPES:
         raise DeviceError(f"unknown dtype {name!r}; use auto, {', '.join(DTYPES)}")
     if asked not in supported:
         raise DeviceError(f"dtype {asked} is not supported; supported: {', '.join(supported)}")
-    return asked  # type: ignore[return-value]
+    return asked
 
 
 def torch_dtype(name: str) -> Any:

@@ -46,8 +46,9 @@ def add_plugin_commands(group: click.Group) -> None:
     registry = plugin_commands()
     for entry in registry:
         if entry.name in group.commands:
-            warnings.warn(f"faceshot plugin {entry.plugin.name}: command {entry.name!r} is "
-                          "already a faceshot command; left out", PluginWarning, stacklevel=2)  # fmt: skip
+            message = (f"faceshot plugin {entry.plugin.name}: command {entry.name!r} is already "
+                       "a faceshot command; left out")  # fmt: skip
+            warnings.warn(message, PluginWarning, stacklevel=2)
             continue
         group.add_command(entry.value)
         _added[entry.name] = entry.value

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+
 from faceshot.cli.match_options import settings_from, weights_options
 from faceshot.cli.options import (
     detector_option,
@@ -74,10 +75,12 @@ def parse_backend_options(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--overlay", is_flag=True,
               help="Also write <name>_overlay.mp4 (result with landmarks).")  # fmt: skip
 @click.option("--device", default="auto", show_default=True,
-              help="auto (CUDA when present and the backend supports it), cpu, cuda or cuda:N.")  # fmt: skip
+              help="auto (CUDA when present and the backend supports it), cpu, cuda, "
+              "cuda:N.")  # fmt: skip
 @click.option("--dtype", type=click.Choice(["auto", "float32", "float16", "bfloat16"]),
               default="auto", show_default=True,
-              help="Precision: auto is float16 on CUDA (when supported), float32 on CPU.")  # fmt: skip
+              help="Precision: auto is float16 on CUDA (when supported), float32 on "
+              "CPU.")  # fmt: skip
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Random seed for generative backends.")  # fmt: skip
 @click.option("--option", "backend_options", multiple=True, metavar="KEY=VALUE",

@@ -55,8 +55,9 @@ on_reset(_plugin_detectors.cache_clear)
 def detector_registry() -> Registry[DetectorFactory]:
     """Every detector: those of plugins, then those registered in this process."""
     plugins = _plugin_detectors()
-    merged: Registry[DetectorFactory] = Registry("detector", dict(plugins.entries),
-                                                 dict(plugins.conflicts), list(plugins.plugins))  # fmt: skip
+    merged: Registry[DetectorFactory] = Registry(
+        "detector", dict(plugins.entries), dict(plugins.conflicts), list(plugins.plugins)
+    )
     for entry in _local.values():
         merged.entries[entry.name] = entry
     return merged
