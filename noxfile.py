@@ -30,8 +30,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def types(session: nox.Session) -> None:
-    """mypy on the core (configured in pyproject.toml)."""
-    session.install("-e", ".", "mypy>=1.10")
+    """mypy over every package and the example plugin at Python 3.10 (pyproject.toml)."""
+    session.install("-e", ".", "-e", "examples/faceshot-example-backend", "mypy>=1.10")
     session.run("mypy")
 
 
@@ -56,7 +56,7 @@ def example_plugin(session: nox.Session) -> None:
     """Install the example plugin in a fresh environment, run the conformance kit against it,
     and animate with it through the real entry point (`faceshot run --backend puppet`)."""
     example = "examples/faceshot-example-backend"
-    session.install("-e", ".", "-e", example, "pytest>=8")
+    session.install("-e", ".", "-e", example, "pytest>=9")
     session.run("pytest", f"{example}/tests", "-q")
     session.run("faceshot", "backends")
     demo = f"{session.create_tmp()}/demo"

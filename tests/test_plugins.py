@@ -324,6 +324,14 @@ def test_one_load_per_run_and_progress_events_reach_the_cli(
     assert len(counting.LOADS) == 3  # one load for two runs
 
 
+def test_the_core_never_names_the_backends_package() -> None:
+    """One-way imports: faceshot_core knows plugins only through hooks and entry points."""
+    core = REPO / "src" / "faceshot_core"
+    offenders = [str(p.relative_to(core)) for p in core.rglob("*.py")
+                 if "faceshot_backends" in p.read_text() or "import faceshot\n" in p.read_text()]  # fmt: skip
+    assert offenders == []
+
+
 # --- every hook is documented with its signature, and tested -----------------------------------
 
 

@@ -69,7 +69,7 @@ class CommandRegistrar(Protocol):
 def register_backends(register: BackendRegistrar) -> None:
     """Register animation backend classes by calling ``register(BackendClass)``.
 
-    Each class satisfies the backend contract (:mod:`faceshot_backends.contract`); one that
+    Each class satisfies the backend contract (``docs/plugins.md``, contract 2); one that
     does not is refused at registration with a message naming the plugin and what is missing.
     A name already registered by another plugin is a conflict: both are reported, and asking
     for that name is an error that names both plugins.
