@@ -14,7 +14,9 @@ calling the processor because transformers' default processor class now needs to
 which has no CPU wheel on the registry; a test checks equality with transformers' PIL
 processor.
 
-torch and transformers are imported lazily; importing this module costs nothing.
+torch and transformers are imported lazily (:mod:`~faceshot_core.matching.runtime`); importing
+this module costs nothing.  Device and dtype follow the matcher's rule: CUDA when available,
+float16 there by default, float32 on the CPU whatever was asked.
 """
 
 from __future__ import annotations
@@ -26,7 +28,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from faceshot_core.errors import MissingDependencyError
+from faceshot_core.matching.runtime import (
+    matcher_device,
+    matcher_dtype,
+    require_torch,
+    require_transformers,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -35,26 +42,6 @@ __all__ = ["CLIP_MEAN", "CLIP_STD", "ClipImageEmbedder", "as_rgb_uint8", "clip_p
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # OpenAI CLIP, as CLIPImageProcessor
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-_INSTALL_HINT = "install the matcher's packages with: pip install 'faceshot[match]'"
-
-
-def require_torch() -> Any:
-    """Import torch, or say how to install it."""
-    try:
-        import torch
-    except ImportError as exc:
-        raise MissingDependencyError(f"the matcher needs torch; {_INSTALL_HINT}") from exc
-    return torch
-
-
-def require_transformers() -> Any:
-    try:
-        import transformers
-    except ImportError as exc:
-        raise MissingDependencyError(f"the matcher needs transformers; {_INSTALL_HINT}") from exc
-    return transformers
-
 
 def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
     """``[H, W, 3]`` uint8 from RGB, RGBA (alpha dropped) or grey uint8 input; else ValueError."""
@@ -87,34 +74,6 @@ def clip_preprocess(image: np.ndarray, size: int = 224) -> np.ndarray:
     return np.ascontiguousarray(((crop - mean) / std).transpose(2, 0, 1))
 
 
-def _default_device() -> str:
-    torch = require_torch()
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def resolve_dtype(device: Any, dtype: Any) -> Any:
-    """The compute dtype: as asked on CUDA (default float16), always float32 elsewhere.
-
-    Half precision on CPU is slow and lacks kernels for some layers; asking for it there is
-    almost certainly a mistake carried over from a GPU command line, so it is not honoured.
-    """
-    torch = require_torch()
-    dev = torch.device(device)
-    if isinstance(dtype, str):
-        dtype = {
-            "float16": torch.float16,
-            "fp16": torch.float16,
-            "half": torch.float16,
-            "bfloat16": torch.bfloat16,
-            "bf16": torch.bfloat16,
-            "float32": torch.float32,
-            "fp32": torch.float32,
-        }[dtype]
-    if dev.type != "cuda":
-        return torch.float32
-    return torch.float16 if dtype is None else dtype
-
-
 class ClipImageEmbedder:
     """CLIP image embeddings (``CLIPVisionModelWithProjection.image_embeds``) of RGB images.
 
@@ -132,9 +91,8 @@ class ClipImageEmbedder:
         dtype: Any = None,
         batch_size: int = 16,
     ) -> None:
-        torch = require_torch()
-        self.device = torch.device(device or _default_device())
-        self.dtype = resolve_dtype(self.device, dtype)
+        self.device = matcher_device(device)
+        self.dtype = matcher_dtype(self.device, dtype)
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
         self.name = name
         self.batch_size = int(batch_size)

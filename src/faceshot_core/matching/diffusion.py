@@ -60,14 +60,16 @@ import numpy as np
 
 from faceshot_core.errors import FaceshotUserError, MissingDependencyError
 from faceshot_core.matching.base import FeatureSpec
-from faceshot_core.matching.clip_embedder import (
-    ClipImageEmbedder,
-    as_rgb_uint8,
+from faceshot_core.matching.clip_embedder import ClipImageEmbedder, as_rgb_uint8
+from faceshot_core.matching.runtime import (
+    matcher_device,
+    matcher_dtype,
+    require_diffusers,
     require_torch,
     require_transformers,
-    resolve_dtype,
 )
 from faceshot_core.matching.weights import IP_ADAPTER_FILE, IP_ADAPTER_REPO, SD15_REPO
+from faceshot_core.torch_support import place, seeded_generator
 
 if TYPE_CHECKING:
     import torch
@@ -90,29 +92,7 @@ DEFAULT_PROMPT = "a photo of a face"
 IPAdapterStateDict = dict[str, dict[str, Any]]
 
 
-def require_diffusers() -> Any:
-    try:
-        import diffusers
-    except ImportError as exc:
-        raise MissingDependencyError(
-            "the matcher needs diffusers; install the matcher's packages with: "
-            "pip install 'faceshot[match]'"
-        ) from exc
-    return diffusers
-
-
 # --------------------------------------------------------------------------- schedule, blocks
-
-
-def place(module: Any, device: Any, dtype: Any) -> Any:
-    """Move ``module`` to ``device`` and cast it to ``dtype`` only if needed; eval mode.
-
-    Skipping a no-op cast avoids diffusers' warning about casting with ``to()``.
-    """
-    params = next(module.parameters(), None)
-    if params is not None and params.dtype != dtype:
-        module = module.to(dtype=dtype)
-    return module.to(device=device).eval()
 
 
 def inverse_scheduler(config: Mapping[str, Any], num_inference_steps: int = 50) -> Any:
@@ -441,8 +421,8 @@ class DiffusionFeatureExtractor:
             raise ValueError(
                 f"image_size must be a multiple of 8 (the VAE's factor), got {image_size}"
             )
-        self.device = torch_.device(device or ("cuda" if torch_.cuda.is_available() else "cpu"))
-        self.dtype = resolve_dtype(self.device, dtype)
+        self.device = matcher_device(device)
+        self.dtype = matcher_dtype(self.device, dtype)
         # The VAE stays float32: encoding is a small part of the cost and fp16 VAEs can overflow.
         self.unet = place(unet, self.device, self.dtype)
         self.vae = place(vae, self.device, torch_.float32)
@@ -510,9 +490,8 @@ class DiffusionFeatureExtractor:
         from faceshot_core.matching.weights import locate_weights
 
         paths = locate_weights(model, ip_adapter=ip_adapter, cache_dir=hf_cache_dir)
-        torch = require_torch()
-        dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        compute = resolve_dtype(dev, dtype)
+        dev = matcher_device(device)
+        compute = matcher_dtype(dev, dtype)
         modules = _load_modules(paths.model, compute)
         encoder = None
         if paths.ip_adapter is not None:
@@ -632,9 +611,8 @@ class DiffusionFeatureExtractor:
 
     def _encode(self, images: list[np.ndarray]) -> torch.Tensor:
         """VAE latents *sampled* with one CPU generator seeded ``seed`` per image (float32)."""
-        torch = require_torch()
         posterior = self.vae.encode(self._pixels(images)).latent_dist
-        generators = [torch.Generator("cpu").manual_seed(self.seed) for _ in images]
+        generators = [seeded_generator(self.seed, "cpu") for _ in images]
         latents = posterior.sample(generator=generators)
         shift = getattr(self.vae.config, "shift_factor", None)
         if shift is not None:
