@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, ClassVar
 
 import imageio_ffmpeg
 import numpy as np
@@ -12,6 +14,7 @@ import pytest
 import faceshot
 from faceshot.cli.main import main
 from faceshot.pipeline import detect_reference
+from faceshot_backends import Capabilities, PerFrameBackend
 from faceshot_core.images import save_image
 from faceshot_core.landmark_files import load_face, load_sequence
 from faceshot_core.sample_data import chelsea_landmarks_path
@@ -177,3 +180,96 @@ def test_reference_without_face_or_landmarks_says_how_to_fix(
     assert main(args) == 2
     assert "--reference-landmarks" in _error(capsys)
     assert list(tmp_path.iterdir()) == []
+
+
+# --- the runner honours the backend's capabilities; a crashing backend leaves nothing ---------
+
+
+class _Clip(PerFrameBackend):
+    name: ClassVar[str] = "clip4"
+    description: ClassVar[str] = "at most 4 frames at once"
+    capabilities: ClassVar[Capabilities] = Capabilities(temporal="clip", max_frames=4)
+
+    def render(self, state: Any, points: np.ndarray) -> np.ndarray:
+        return np.zeros((8, 8, 3), np.uint8)
+
+
+class _Crashes(_Clip):
+    name: ClassVar[str] = "crashes"
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def render(self, state: Any, points: np.ndarray) -> np.ndarray:
+        raise ZeroDivisionError("the plugin's own bug")
+
+
+class _WrongSize(_Crashes):
+    name: ClassVar[str] = "wrong_size"
+
+    def animate(self, request: Any, progress: Any = None) -> Iterator[np.ndarray]:
+        yield np.zeros((5, 5, 3), np.uint8)
+
+
+@pytest.fixture
+def test_backends(monkeypatch: pytest.MonkeyPatch) -> None:
+    from faceshot_backends import registry
+    from faceshot_core.plugins import Entry, PluginInfo, Registry
+
+    real = registry.backend_registry()
+    fake: Registry[Any] = Registry("backend", dict(real.entries), {}, list(real.plugins))
+    for cls in (_Clip, _Crashes, _WrongSize):
+        fake.add(Entry(cls.name, cls, PluginInfo("test")))
+    monkeypatch.setattr(registry, "backend_registry", lambda: fake)
+
+
+def test_clip_backend_frame_limit(
+    tmp_path: Path, inputs: dict[str, Path], test_backends: None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    args = ["run", "-r", str(inputs["cat"]), "-l", str(inputs["cat_lm"]), "-d",
+            str(inputs["video"]), "-b", "clip4", "-q"]  # fmt: skip
+    assert main([*args, "-o", str(tmp_path / "a.mp4")]) == 2
+    assert "at most 4 frames at once and the driving has 10; use max_frames=4" in _error(capsys)
+    assert list(tmp_path.iterdir()) == []
+    assert main([*args, "-o", str(tmp_path / "a.mp4"), "--max-frames", "4"]) == 0
+    assert probe_video(tmp_path / "a.mp4").frame_count == 4
+
+
+@pytest.mark.parametrize(("backend", "message"), [
+    ("crashes", "backend 'crashes' failed while animating: ZeroDivisionError: the plugin's"),
+    ("wrong_size", "backend 'wrong_size' yielded a uint8 frame of shape [5, 5, 3]"),
+])  # fmt: skip
+def test_a_failing_backend_is_one_line_exit_1_and_no_output(
+    tmp_path: Path, inputs: dict[str, Path], test_backends: None, backend: str, message: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    args = ["run", "-r", str(inputs["cat"]), "-l", str(inputs["cat_lm"]), "-d",
+            str(inputs["video"]), "-b", backend, "-o", str(tmp_path / "a.mp4"),
+            "--compare", "-q"]  # fmt: skip
+    assert main(args) == 1
+    error = _error(capsys)
+    assert message in error and "FACESHOT_DEBUG=1" in error
+    assert list(tmp_path.iterdir()) == []  # no video, no hidden temporary file
+
+
+def test_a_misspelt_setting_is_named(tmp_path: Path, inputs: dict[str, Path]) -> None:
+    from faceshot.settings import SettingsError
+
+    with pytest.raises(SettingsError, match=r"no setting 'compre' \(did you mean 'compare'\?\)"):
+        faceshot.run(inputs["cat"], inputs["video"], output=tmp_path / "o.mp4", compre=True)
+    with pytest.raises(SettingsError, match="no setting 'style'.*options="):
+        faceshot.run(inputs["cat"], inputs["video"], output=tmp_path / "o.mp4", style="pose")
+    with pytest.raises(SettingsError, match="'head_translation'"):
+        faceshot.run(inputs["cat"], inputs["video"], output=tmp_path / "o.mp4",
+                     head_translation="sideways")  # fmt: skip
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_run_head_translation_option(tmp_path: Path, inputs: dict[str, Path]) -> None:
+    args = ["run", "-r", str(inputs["cat"]), "-l", str(inputs["cat_lm"]), "-d",
+            str(inputs["video"]), "-b", "landmarks", "-q"]  # fmt: skip
+    assert main([*args, "-o", str(tmp_path / "f.mp4")]) == 0
+    assert main([*args, "-o", str(tmp_path / "p.mp4"), "--head-translation", "pixels"]) == 0
+    face = load_sequence(tmp_path / "f_landmarks.npz").points
+    pixels = load_sequence(tmp_path / "p_landmarks.npz").points
+    assert not np.allclose(face, pixels)  # the cat's face is smaller: scaled shifts differ
+    np.testing.assert_allclose(face[0], pixels[0])

@@ -86,9 +86,12 @@ def _panel(frame: np.ndarray, height: int) -> np.ndarray:
 
 def _driving_frames(video: Path | None, driving: LandmarkSequence) -> Iterator[np.ndarray]:
     """The driving video's frames, or its landmarks drawn as pose images when there is none."""
+    done = 0
     if video is not None:
-        yield from iter_frames(video)
-    for points in driving.points:  # also covers a video that decodes fewer frames than declared
+        for frame in iter_frames(video):
+            yield frame
+            done += 1
+    for points in driving.points[done:]:  # also a video that decodes fewer frames than declared
         yield pose_image(points, driving.image_size)
 
 
