@@ -256,7 +256,7 @@ def test_a_misspelt_setting_is_named(tmp_path: Path, inputs: dict[str, Path]) ->
 
     with pytest.raises(SettingsError, match=r"no setting 'compre' \(did you mean 'compare'\?\)"):
         faceshot.run(inputs["cat"], inputs["video"], output=tmp_path / "o.mp4", compre=True)
-    with pytest.raises(SettingsError, match="no setting 'style'.*options="):
+    with pytest.raises(SettingsError, match=r"no setting 'style'.*options="):
         faceshot.run(inputs["cat"], inputs["video"], output=tmp_path / "o.mp4", style="pose")
     with pytest.raises(SettingsError, match="'head_translation'"):
         faceshot.run(inputs["cat"], inputs["video"], output=tmp_path / "o.mp4",
