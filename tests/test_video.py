@@ -9,7 +9,7 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
-from faceshot_core.errors import MediaError
+from faceshot_core.errors import MediaError, StillImageError
 from faceshot_core.video import VideoWriter, iter_frames, probe_video, write_video
 
 
@@ -59,6 +59,32 @@ def test_odd_sizes_are_padded_to_even(tmp_path: Path) -> None:
     out = write_video(tmp_path / "odd.mp4", _gradient_frames(3, w=63, h=47), fps=10)
     info = probe_video(out)
     assert (info.width, info.height) == (64, 48)
+
+
+def test_odd_size_pixels_are_kept_not_resampled(tmp_path: Path) -> None:
+    """A 781x501 frame is stored as 782x502 with the picture intact and the edge repeated.
+
+    Fine one-pixel stripes show the difference: resampling 781 columns to 782 shifts them by up
+    to half a stripe towards the right edge, which blurs them to grey; padding keeps them.
+    """
+    from skimage import data
+
+    photo = np.ascontiguousarray(data.astronaut()[:501, :])  # 512 wide: crop to odd sizes below
+    frame = np.zeros((501, 781, 3), np.uint8)
+    frame[:, :512] = photo[:, :512]
+    frame[:, 512:, :] = np.where(np.arange(512, 781) % 2 == 0, 250, 5)[None, :, None]
+    out = write_video(tmp_path / "odd.mp4", [frame, frame], fps=10)
+    info = probe_video(out)
+    assert (info.width, info.height) == (782, 502)
+    read = next(iter_frames(out)).astype(int)
+    # the photo (top left) and the stripes up to the last column, pixel for pixel
+    assert np.abs(read[:501, :512] - frame[:, :512]).mean() < 4
+    stripes = read[100:400, 700:781, 1]
+    assert np.abs(stripes - frame[100:400, 700:781, 1]).mean() < 25
+    assert stripes[:, ::2].mean() - stripes[:, 1::2].mean() > 150  # still crisp, not grey
+    # the added column and row repeat the last ones
+    assert np.abs(read[:501, 781] - read[:501, 780]).mean() < 25
+    assert np.abs(read[501, :781] - read[500, :781]).mean() < 8
 
 
 def test_audio_of_another_file_is_muxed(tmp_path: Path) -> None:
@@ -130,11 +156,26 @@ def test_bad_inputs(tmp_path: Path) -> None:
         probe_video(empty)
     with pytest.raises(MediaError, match="does not exist"):
         probe_video(tmp_path / "missing.mp4")
-    image = tmp_path / "still.png"
-    from PIL import Image
 
-    Image.new("RGB", (8, 8)).save(image)
-    assert probe_video(image).frame_count == 1  # a still image is a valid one-frame video
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "kind"),
+    [("still.png", "PNG", "PNG"), ("still.jpg", "JPEG", "JPEG"), ("png_renamed.mp4", "PNG", "PNG")],
+)
+def test_still_image_is_not_a_video(tmp_path: Path, name: str, fmt: str, kind: str) -> None:
+    """ffmpeg reads a picture as a one-frame video; faceshot refuses it instead of animating it."""
+    from PIL import Image
+    from skimage import data
+
+    image = tmp_path / name
+    Image.fromarray(data.astronaut()).save(image, format=fmt)
+    with pytest.raises(StillImageError, match=rf"is a still image \({kind}\), not a video"):
+        probe_video(image)
+    # a GIF with several frames is an animation, which ffmpeg reads as a video: still accepted
+    gif = tmp_path / "anim.gif"
+    frames = [Image.fromarray(f) for f in _gradient_frames(3)]
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100)
+    assert probe_video(gif).frame_count == 3
 
 
 def test_reading_streams(tmp_path: Path) -> None:

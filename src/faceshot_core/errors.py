@@ -35,3 +35,15 @@ class NoFaceError(FaceshotUserError):
 
 class MissingDependencyError(FaceshotUserError):
     """An optional component (extra, model weights) is not installed or not found."""
+
+
+class OutOfSpaceError(MediaError):
+    """The disk (or quota) filled up while an output was written; its partial file is removed.
+
+    A fault of the machine rather than of faceshot, so it is one line like a user error; the
+    raw ffmpeg or OS messages would only hide the one fact the user needs.
+    """
+
+
+class StillImageError(MediaError):
+    """A still image was given where a video is needed (ffmpeg reads it as a one-frame video)."""

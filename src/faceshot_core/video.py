@@ -4,15 +4,25 @@ Both directions go through the ffmpeg binary that ``imageio-ffmpeg`` ships, so a
 needs no system ffmpeg.  Reading never holds more than one frame; writing pipes frames straight
 into the encoder.  Outputs are written to a temporary file and renamed when complete (see
 :mod:`faceshot_core.atomic`), so an interrupted or failed encode leaves nothing behind.
+
+The encoder is our own ffmpeg process rather than ``imageio_ffmpeg.write_frames``: that one
+prints ffmpeg's messages straight to the terminal and never checks ffmpeg's exit status, so a
+full disk showed as raw ffmpeg lines followed by a misleading error from the next step.  Here
+ffmpeg's messages are collected, a failed encode raises one clear error (``OutOfSpaceError``
+for a full disk), and an aborted write kills ffmpeg instead of waiting for it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
+import threading
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -20,8 +30,11 @@ from typing import Any
 import imageio_ffmpeg
 import numpy as np
 
-from faceshot_core.atomic import atomic_output
-from faceshot_core.errors import MediaError
+from faceshot_core.atomic import atomic_output, no_space_error
+from faceshot_core.errors import MediaError, StillImageError
+
+#: What ffmpeg says when the disk or the quota is full.
+_NO_SPACE = ("No space left on device", "Disk quota exceeded")
 
 
 @dataclass(frozen=True)
@@ -45,7 +58,10 @@ class VideoInfo:
 def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
     """Read a video's header and count its frames (stream copy, no decoding).
 
-    Raises :class:`MediaError` for a missing, unreadable or zero-frame file.
+    Raises :class:`MediaError` for a missing, unreadable or zero-frame file, and
+    :class:`StillImageError` for a still image: ffmpeg happily reads a PNG or JPEG (whatever its
+    suffix) as a one-frame video, which would silently become a one-frame animation.  The only
+    videos faceshot reads are driving videos, so the message says what to give instead.
     """
     p = _existing_file(path)
     meta = _read_meta(p)
@@ -55,6 +71,11 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
         raise MediaError(f"{p}: cannot count video frames ({_first_line(exc)})") from exc
     if frame_count <= 0:
         raise MediaError(f"{p}: the video has no frames")
+    if frame_count == 1 and (kind := still_image_format(p)) is not None:
+        raise StillImageError(
+            f"{p} is a still image ({kind}), not a video; faceshot needs a driving video "
+            "(or landmarks saved by `faceshot detect`)"
+        )
     width, height = (int(v) for v in meta["size"])
     fps = float(meta.get("fps") or 0.0)
     if not np.isfinite(fps) or fps <= 0:
@@ -95,6 +116,26 @@ def iter_frames(path: str | os.PathLike[str]) -> Iterator[np.ndarray]:
             raise MediaError(f"{p}: the video has no frames")
     finally:
         gen.close()
+
+
+def still_image_format(path: str | os.PathLike[str]) -> str | None:
+    """The image format (``"PNG"``, ``"JPEG"`` ...) when ``path`` is a single still image.
+
+    Judged by content, not by suffix (a PNG renamed ``.mp4`` is still a PNG); animated images
+    (GIF, APNG, WebP with several frames) and MPEG streams, which Pillow also recognises, are
+    not still images.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            kind = img.format
+            frames = int(getattr(img, "n_frames", 1))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return None
+    if not kind or kind == "MPEG" or frames != 1:
+        return None
+    return str(kind)
 
 
 def _open_reader(p: Path) -> Any:
@@ -142,13 +183,77 @@ def even_size(width: int, height: int) -> tuple[int, int]:
     return width + (width % 2), height + (height % 2)
 
 
+class _Encoder:
+    """One ffmpeg process encoding raw RGB frames from its stdin to H.264 (yuv420p) mp4.
+
+    ffmpeg runs in its own session, so a Ctrl-C or a signal sent to the terminal's process group
+    reaches only Python, which then stops ffmpeg itself (see :meth:`abort`).  Its messages are
+    kept (the last lines) to explain a failure, never printed.
+    """
+
+    def __init__(self, out: Path, size: tuple[int, int], fps: float, quality: float) -> None:
+        crf = int((1.0 - quality / 10.0) * 51)  # imageio-ffmpeg's mapping: same output as before
+        cmd = [
+            imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-nostdin", "-v", "error",
+            "-f", "rawvideo", "-vcodec", "rawvideo", "-s", f"{size[0]}x{size[1]}",
+            "-pix_fmt", "rgb24", "-r", str(Fraction(fps).limit_denominator()), "-i", "-", "-an",
+            "-vcodec", "libx264", "-pix_fmt", "yuv420p", "-crf", str(crf),
+            "-movflags", "+faststart", str(out),
+        ]  # fmt: skip
+        self.log: deque[str] = deque(maxlen=40)
+        pipe = subprocess.PIPE
+        self._proc = subprocess.Popen(
+            cmd, stdin=pipe, stdout=subprocess.DEVNULL, stderr=pipe, start_new_session=True
+        )
+        self._reader = threading.Thread(target=self._collect, daemon=True)
+        self._reader.start()
+
+    def _collect(self) -> None:
+        assert self._proc.stderr is not None
+        for raw in self._proc.stderr:
+            line = raw.decode("utf-8", "replace").strip()
+            if line:
+                self.log.append(line)
+
+    def send(self, frame: np.ndarray) -> bool:
+        """Pipe one frame; ``False`` when ffmpeg has stopped reading (it failed)."""
+        assert self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(frame.data)
+        except (BrokenPipeError, ValueError):
+            return False
+        return True
+
+    def finish(self) -> int:
+        """Close the input, wait for ffmpeg to write the file; its exit status."""
+        assert self._proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            self._proc.stdin.close()
+        code = self._proc.wait()
+        self._reader.join(timeout=5)
+        return code
+
+    def abort(self) -> None:
+        """Stop ffmpeg at once (the output is being thrown away)."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+        with contextlib.suppress(OSError):
+            if self._proc.stdin is not None:
+                self._proc.stdin.close()
+        self._proc.wait()
+        self._reader.join(timeout=5)
+
+
 class VideoWriter:
     """Encode RGB uint8 frames to an H.264 (yuv420p) mp4, atomically.
 
-    Use as a context manager; frames are padded (edge pixels repeated) to even sizes, which
-    yuv420p requires.  When ``audio_from`` names a file with an audio track, that track is muxed
-    in (cut to the video's length).  The output appears at ``path`` only when the ``with`` block
-    ends without an exception.
+    Use as a context manager.  yuv420p needs even sizes, so a frame of odd width or height
+    gets one more column on the right or row at the bottom, copied from its edge: nothing is
+    resampled (a 781 x 500 frame is stored as 782 x 500 with the first 781 columns as given).
+    When ``audio_from`` names a file with an audio track, that track is muxed in (cut to the
+    video's length).  The output appears at ``path`` only when the ``with`` block ends without
+    an exception; on any exception (including ``KeyboardInterrupt``) ffmpeg is killed and the
+    temporary file removed.  A full disk raises :class:`~faceshot_core.errors.OutOfSpaceError`.
     """
 
     def __init__(
@@ -162,6 +267,8 @@ class VideoWriter:
     ) -> None:
         if not np.isfinite(fps) or fps <= 0:
             raise MediaError(f"frame rate must be positive, got {fps}")
+        if not 1 <= quality <= 10:
+            raise MediaError(f"quality must be between 1 and 10, got {quality}")
         self.path = Path(path)
         self.fps = float(fps)
         self.quality = quality
@@ -169,7 +276,7 @@ class VideoWriter:
         self.audio_from = Path(audio_from) if audio_from is not None else None
         self.frames_written = 0
         self._size: tuple[int, int] | None = None
-        self._encoder: Any = None
+        self._encoder: _Encoder | None = None
         self._atomic: Any = None
         self._tmp: Path | None = None
 
@@ -189,6 +296,7 @@ class VideoWriter:
         h, w = frame.shape[:2]
         if self._encoder is None:
             self._start((w, h))
+        assert self._encoder is not None
         if (w, h) != self._size:
             first_w, first_h = self._size or (0, 0)
             raise MediaError(
@@ -198,7 +306,9 @@ class VideoWriter:
         ew, eh = even_size(w, h)
         if (ew, eh) != (w, h):
             frame = np.pad(frame, ((0, eh - h), (0, ew - w), (0, 0)), mode="edge")
-        self._encoder.send(np.ascontiguousarray(frame))
+        if not self._encoder.send(np.ascontiguousarray(frame)):
+            self._encoder.finish()
+            raise self._failure(self._encoder)
         self.frames_written += 1
 
     def write_all(self, frames: Iterable[np.ndarray]) -> None:
@@ -208,18 +318,14 @@ class VideoWriter:
     def _start(self, size: tuple[int, int]) -> None:
         assert self._tmp is not None, "use VideoWriter as a context manager"
         self._size = size
-        self._encoder = imageio_ffmpeg.write_frames(
-            str(self._tmp),
-            even_size(*size),
-            fps=self.fps,
-            codec="libx264",
-            pix_fmt_out="yuv420p",
-            quality=self.quality,
-            macro_block_size=1,
-            ffmpeg_log_level="error",
-            output_params=["-movflags", "+faststart"],
-        )
-        self._encoder.send(None)  # prime the generator: starts ffmpeg
+        self._encoder = _Encoder(self._tmp, even_size(*size), self.fps, self.quality)
+
+    def _failure(self, encoder: _Encoder) -> MediaError:
+        """The one-line error for an encode that ffmpeg gave up on."""
+        log = "\n".join(encoder.log) or "ffmpeg stopped without a message"
+        if any(marker in log for marker in _NO_SPACE):
+            return no_space_error(self.path)
+        return MediaError(f"{self.path}: encoding the video failed ({_first_line(Exception(log))})")
 
     def __exit__(
         self,
@@ -230,12 +336,17 @@ class VideoWriter:
         encoder, self._encoder = self._encoder, None
         try:
             if encoder is not None:
-                encoder.close()
+                if exc_type is not None:
+                    encoder.abort()
+                elif encoder.finish() != 0:
+                    raise self._failure(encoder)
             if exc_type is None and self.frames_written == 0:
                 raise MediaError(f"{self.path}: no frames to write")
             if exc_type is None and self.audio_from is not None:
                 self._mux_audio()
         except BaseException as err:
+            if encoder is not None:
+                encoder.abort()  # interrupted while ffmpeg was finishing
             self._atomic.__exit__(type(err), err, err.__traceback__)
             if exc_type is None:
                 raise
@@ -260,8 +371,10 @@ class VideoWriter:
             "-t", f"{self.frames_written / self.fps:.6f}", "-movflags", "+faststart", str(muxed),
         ]  # fmt: skip
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            proc = subprocess.run(cmd, capture_output=True, text=True, start_new_session=True)
             if proc.returncode != 0:
+                if any(marker in proc.stderr for marker in _NO_SPACE):
+                    raise no_space_error(self.path)
                 raise MediaError(
                     f"{self.path}: adding the audio of {self.audio_from} failed "
                     f"({_first_line(RuntimeError(proc.stderr))})"
