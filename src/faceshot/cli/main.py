@@ -3,11 +3,23 @@
 User mistakes (a missing file, a bad landmark file, an output that exists) end with one line on
 stderr and exit code 2, never a traceback; anything else is a bug and keeps its traceback.
 Every output is checked for writability before the long work starts, and written atomically.
+
+Stopping the program is not a bug either: Ctrl-C ends with "faceshot: interrupted" (exit 130)
+and SIGTERM, which containers, schedulers and ``timeout`` send, with "faceshot: terminated"
+(exit 143).  SIGTERM's default action would kill Python on the spot, leaving the hidden temporary
+outputs beside the real ones and ffmpeg running; so for the duration of a command it raises
+:class:`Terminated` instead, which unwinds through the same ``finally`` and ``__exit__`` code as
+``KeyboardInterrupt`` (temporary files removed, ffmpeg killed).
 """
 
 from __future__ import annotations
 
+import errno
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
 
 import click
 
@@ -21,6 +33,16 @@ from faceshot.cli.weights_cmd import weights
 from faceshot_core.errors import FaceshotUserError
 
 USER_ERROR_EXIT = 2
+INTERRUPTED_EXIT = 128 + signal.SIGINT
+TERMINATED_EXIT = 128 + signal.SIGTERM
+
+
+class Terminated(BaseException):
+    """Raised in the main thread when SIGTERM arrives during a command.
+
+    A ``BaseException``, like ``KeyboardInterrupt``, so that ``except Exception`` clauses (in
+    faceshot or in a plugin) do not swallow it while every ``finally`` still runs.
+    """
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -50,21 +72,63 @@ cli.add_command(demo)
 cli.add_command(weights)
 
 
+@contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated` while the block runs; restore the old handler.
+
+    Only the first SIGTERM raises: more of them (a scheduler repeating itself) must not
+    interrupt the clean-up that the first one started.  A SIGTERM that the parent process set
+    to be ignored stays ignored (as Python does for SIGINT), and outside the main thread signals
+    cannot be handled, so in both cases this does nothing.
+    """
+    raised = False
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        nonlocal raised
+        if not raised:
+            raised = True
+            raise Terminated
+
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
+        yield
+        return
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:  # None: a handler installed outside Python, which cannot be put back
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI, turning user errors into one line and exit code 2."""
     try:
-        cli.main(args=argv, prog_name="faceshot", standalone_mode=False)
+        with sigterm_raises():
+            cli.main(args=argv, prog_name="faceshot", standalone_mode=False)
     except FaceshotUserError as exc:
         click.echo(f"faceshot: error: {exc}", err=True)
         return USER_ERROR_EXIT
-    except click.exceptions.Abort:
+    except Terminated:
+        click.echo("faceshot: terminated", err=True)
+        return TERMINATED_EXIT
+    except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("faceshot: interrupted", err=True)
-        return 130
+        return INTERRUPTED_EXIT
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise  # anything else is a bug: keep the traceback
+        # a writer outside faceshot_core.atomic (a plugin's, say) hit a full disk
+        where = f" while writing {exc.filename}" if exc.filename else ""
+        click.echo(f"faceshot: error: no space left on device{where}", err=True)
+        return USER_ERROR_EXIT
     return 0
 
 
