@@ -225,5 +225,62 @@ def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert len(seq) == 12 and seq.image_size == (451, 300)
     assert probe_video(tmp_path / "cat.mp4").frame_count == 12
     assert probe_video(tmp_path / "cat_compare.mp4").frame_count == 12
-    assert run("demo", "-o", tmp_path, "--frames", "12") == 2  # outputs exist, no --overwrite
-    assert run("demo", "-o", tmp_path, "--frames", "12", "--overwrite", "-q") == 0
+    # the README's command, run a second time: the demo replaces its own files, nothing else
+    (tmp_path / "notes.txt").write_text("mine")
+    assert run("demo", "-o", tmp_path, "--frames", "10", "-q") == 0
+    assert probe_video(tmp_path / "cat.mp4").frame_count == 10
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    assert not [p.name for p in tmp_path.iterdir() if "partial" in p.name]
+
+
+def test_demo_leaves_files_it_did_not_make(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "cat.mp4").write_text("my own cat video")
+    assert run("demo", "-o", tmp_path, "--frames", "4", "-q") == 2
+    assert "holds cat.mp4, not made by faceshot demo" in _error_line(capsys)
+    assert [p.name for p in tmp_path.iterdir()] == ["cat.mp4"]  # untouched, nothing added
+    assert (tmp_path / "cat.mp4").read_text() == "my own cat video"
+
+
+@pytest.mark.parametrize(("name", "fmt"), [("still.png", "PNG"), ("still.jpg", "JPEG")])
+def test_still_image_as_driving_is_refused(
+    tmp_path: Path,
+    clip: tuple[Path, Path],
+    astronaut: np.ndarray,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    fmt: str,
+) -> None:
+    from faceshot_core.images import save_image
+
+    still = save_image(tmp_path / name, astronaut)
+    expected = (
+        f"{still} is a still image ({fmt}), not a video; faceshot needs a driving video "
+        "(or landmarks saved by `faceshot detect`)"
+    )
+    ref = clip[1]
+    commands = [
+        ["detect", still, "-o", tmp_path / "d.npz"],
+        ["retarget", "-l", ref, "-d", still, "-o", tmp_path / "s.npz"],
+        ["run", "-r", still, "-l", ref, "-d", still, "-o", tmp_path / "out.mp4", "-q"],
+    ]
+    for args in commands:
+        assert run(*args) == 2, args
+        assert _error_line(capsys) == f"faceshot: error: {expected}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def test_landmarks_detect_without_a_face_gives_its_own_hint(
+    tmp_path: Path, chelsea: np.ndarray, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from faceshot_core.images import save_image
+
+    cat = save_image(tmp_path / "cat.png", chelsea)
+    assert run("landmarks", "detect", cat, "-o", tmp_path / "cat.json") == 2
+    line = _error_line(capsys)
+    assert "no face found" in line
+    assert "--reference-landmarks" not in line  # an option of `run`, not of this command
+    assert f"faceshot landmarks match {cat} -o {tmp_path / 'cat.json'} --gallery DIR" in line
+    assert "docs/landmark-format.md" in line
+    assert not (tmp_path / "cat.json").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from faceshot.cli.progress import say
 from faceshot.matching_api import match_landmarks, match_with_targets
 from faceshot.pipeline import detect_reference
 from faceshot_core.atomic import check_output_path
+from faceshot_core.errors import NoFaceError
 from faceshot_core.images import load_image, save_image
 from faceshot_core.landmark_files import load_landmarks, save_landmarks
 from faceshot_core.landmarks import FaceLandmarks
@@ -80,10 +82,25 @@ def landmarks() -> None:
 def detect_landmarks(
     image: Path, output: Path, overlay: Path | None, detector: str, overwrite: bool, quiet: bool
 ) -> None:
-    """Detect the 68 landmarks of the largest face in IMAGE (human-like faces)."""
+    """Detect the 68 landmarks of the largest face in IMAGE (human-like faces).
+
+    For a face no detector finds (animals, toys, anime), use `faceshot landmarks match`, or place
+    the 68 points by hand in a landmark file (see docs/landmark-format.md).
+    """
     _check_outputs(output, overlay, overwrite)
     pixels = load_image(image)
-    face = detect_reference(pixels, detector=detector, source=str(image))
+    try:
+        face = detect_reference(pixels, detector=detector, source=str(image))
+    except NoFaceError:
+        # the pipeline's message points at `run --reference-landmarks`, which this command lacks
+        match_cmd = (
+            f"faceshot landmarks match {shlex.quote(str(image))} -o {shlex.quote(str(output))}"
+        )
+        raise NoFaceError(
+            f"{image}: no face found by the {detector} detector; for a face no detector finds "
+            f"(animals, toys, anime), match the landmarks with `{match_cmd} --gallery DIR`, or "
+            "place the 68 points by hand in a landmark file (see docs/landmark-format.md)"
+        ) from None
     _write_face(face, pixels, output, overlay, overwrite=overwrite, quiet=quiet)
 
 
