@@ -42,6 +42,7 @@ from faceshot_core.matching.gallery import (
     part_for_folder,
 )
 from faceshot_core.matching.matcher import normalize_rows, point_features
+from faceshot_core.progress import ProgressEvent
 from faceshot_core.sample_data import chelsea_landmarks
 from faceshot_core.schema import PARTS
 from test_matcher import LOW_RES, PatchExtractor, shifted
@@ -321,9 +322,10 @@ def test_build_progress_and_atomic_replacement(
     tree: Path, tmp_path: Path, extractor: PatchExtractor, embedder: HistogramEmbedder
 ) -> None:
     out = tmp_path / "g"
-    calls: list[tuple[int, int | None]] = []
-    build_gallery(tree, extractor, embedder, out, progress=lambda d, t: calls.append((d, t)))
-    assert calls == [(k, 6) for k in range(1, 7)]
+    events: list[ProgressEvent] = []
+    build_gallery(tree, extractor, embedder, out, progress=events.append)
+    assert [(e.done, e.total) for e in events] == [(k, 6) for k in range(1, 7)]
+    assert {(e.stage, e.unit) for e in events} == {("building", "images")}
     build_gallery(tree, extractor, embedder, out)  # replacing an existing gallery is fine
     assert sorted(p.name for p in out.iterdir()) == [JSON_NAME, TENSORS_NAME]
     assert [p.name for p in tmp_path.iterdir()] == ["g"]  # no temporary folders left behind

@@ -10,7 +10,6 @@ import click
 from faceshot.cli.match_options import model_options, settings_from
 from faceshot.cli.options import overwrite_option, quiet_option
 from faceshot.cli.progress import progress_display, say
-from faceshot_core.progress import report
 from faceshot.matching_api import load_models
 from faceshot_core.matching.base import FeatureSpec
 from faceshot_core.matching.gallery import (
@@ -55,7 +54,7 @@ def build(
     with progress_display(quiet=quiet) as display:
         result = build_gallery(
             source, extractor, embedder, output, note=note, overwrite=overwrite,
-            progress=lambda done, total: report(display, "building", done, total, "images"),
+            progress=display,
         )  # fmt: skip
     say(f"gallery -> {output}: " + _summary(result), quiet=quiet)
 

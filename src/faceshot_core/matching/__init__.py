@@ -2,13 +2,17 @@
 
 * :mod:`~faceshot_core.matching.base` - the protocols (FeatureExtractor, ImageEmbedder) and
   the FeatureSpec a gallery is tagged with;
-* :mod:`~faceshot_core.matching.matcher` - Eq. 4: upsampled, normalised features, argmax of the
-  cosine similarity, computed in memory-bounded strips;
+* :mod:`~faceshot_core.matching.matcher` - Eq. 3-4: the :class:`Matcher`, built on
+  :mod:`~faceshot_core.matching.sampling` (upsampled, normalised point features) and
+  :mod:`~faceshot_core.matching.similarity` (argmax of the cosine similarity, computed in
+  memory-bounded strips);
 * :mod:`~faceshot_core.matching.gallery` - the appearance gallery (build, import, load), the
   per-part domain choice and two-pass matching;
 * :mod:`~faceshot_core.matching.diffusion` / :mod:`~faceshot_core.matching.clip_embedder` /
   :mod:`~faceshot_core.matching.weights` - Stable Diffusion (+ IP-Adapter) features after DDIM
   inversion, CLIP image embeddings, and offline weight lookup;
+* :mod:`~faceshot_core.matching.runtime` - the optional packages (torch, transformers,
+  diffusers) and the device/dtype rule, on top of :mod:`faceshot_core.torch_support`;
 * :mod:`~faceshot_core.matching.postprocess` - the reference code's optional re-spacing.
 
 Importing this package does not import torch or diffusers; they load on first use.
