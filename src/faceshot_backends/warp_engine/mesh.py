@@ -1,0 +1,241 @@
+"""The reference's warp mesh: core vertices, head anchors, fixed anchors, triangulated once.
+
+The 68 landmarks alone would leave everything outside their hull (forehead, hair,
+neck, background) unwarped, and a Delaunay triangulation redone per frame would change
+topology as points move and make the picture jump.  The mesh therefore adds anchors and is
+triangulated once, on the reference:
+
+- *contour midpoints* on the eye and inner-lip outlines (Catmull-Rom, linear in the
+  landmarks), so a round eye or an open mouth is a smooth curve rather than a hexagon;
+- *head anchors* above the brows (forehead, crown), beside the eyes (temples) and above the
+  eye corners (posts), placed from the face's own geometry.  They follow the head's
+  similarity motion (fitted on the points an expression barely moves: jaw ends, nose, eye
+  corners), so the skull and hair move with the head instead of being smeared between the
+  brows and a fixed background, a brow raise stretches the skin below the forehead rather
+  than the whole forehead, and a closing lid slides down past the corner posts instead of
+  folding the triangles beside the eye;
+- a *ring* of fixed anchors round the face at a margin that absorbs the head's motion, so the
+  neck and background further out stay still;
+- fixed *border* anchors (corners and edge points), so the mesh covers the whole image and its
+  edges never move.
+
+The triangulation keeps the contours of the eyes, lips, brows, jaw and nose bridge, and the
+corner-to-post fences, as edges (missing Delaunay edges are recovered by edge flips), so an
+eye or the inner mouth is a set of triangles of its own that can close to nothing or open
+from nothing.  Closed eyes and a closed mouth in the reference (coincident lid or lip points)
+are pulled a hair apart for the triangulation only, so that the triangles that will open
+later exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from faceshot_backends.warp_engine.contours import (
+    CONTOURS,
+    LID_PAIRS,
+    LIP_PAIRS,
+    NUM_CORE,
+    core_vertices,
+)
+from faceshot_backends.warp_engine.geometry import face_frame, signed_areas
+from faceshot_backends.warp_engine.triangulation import delaunay, enforce_edges
+from faceshot_core.schema import (
+    FACE_BOUNDARY,
+    LEFT_BROW,
+    NOSE_BRIDGE,
+    NUM_POINTS,
+    OUTER_LIPS,
+    RIGHT_BROW,
+)
+
+_OPEN_RUNS = (FACE_BOUNDARY, RIGHT_BROW, LEFT_BROW, NOSE_BRIDGE)
+
+
+@dataclass(frozen=True)
+class WarpMesh:
+    """The reference's warp mesh.
+
+    ``vertices`` are the 68 landmarks and the contour midpoints (:data:`NUM_CORE` in all), then
+    ``num_head`` head anchors (they follow the head's similarity motion), then fixed anchors
+    (ring and image border).  ``triangles`` index ``vertices``; ``orientation`` is each
+    triangle's sign in the triangulation layout (+1, or 0 for a sliver), against which a
+    destination triangle's sign tells whether it folded over.
+    """
+
+    vertices: np.ndarray
+    triangles: np.ndarray
+    num_head: int
+    orientation: np.ndarray
+
+    @property
+    def num_fixed(self) -> int:
+        return len(self.vertices) - NUM_CORE - self.num_head
+
+
+def _inside_fraction(base: np.ndarray, target: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
+    """Largest ``t`` in [0, 1] keeping ``base + t (target - base)`` inside the box [lo, hi]."""
+    t = 1.0
+    d = target - base
+    for axis in range(2):
+        if d[axis] > 0:
+            t = min(t, (hi[axis] - base[axis]) / d[axis])
+        elif d[axis] < 0:
+            t = min(t, (lo[axis] - base[axis]) / d[axis])
+    return max(t, 0.0)
+
+
+def _eye_posts(core: np.ndarray, up: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """Anchors above each eye corner, as ``(base, target, corner)``.
+
+    A closing upper lid often ends below the line of the eye corners (the lower lid sags
+    between them), so the lid vertices next to a corner sweep through the corner's level.  A
+    triangle joining such a vertex to a point level with the corner (the nose bridge, the end
+    of the brow) folds over on the way.  A post straight above each corner, higher than the lid
+    beside it but below the brow, and joined to the corner by a constrained edge, makes a fence
+    the lid slides down along without folding.
+    """
+    posts = []
+    for name, brow in (("right_eye", RIGHT_BROW), ("left_eye", LEFT_BROW)):
+        loop = CONTOURS[name]
+        c0, c1 = loop[0], loop[6]
+        width = float(np.hypot(*(core[c1] - core[c0])))
+        for c, lid in ((c0, loop[1:4]), (c1, loop[3:6])):
+            lid_height = float(np.max((core[list(lid)] - core[c]) @ up))
+            to_brow = float(np.min(np.hypot(*(core[list(brow)] - core[c]).T)))
+            height = min(max(0.3 * width, lid_height + 0.08 * width), 0.85 * to_brow)
+            posts.append((core[c], core[c] + up * height, c))
+    return posts
+
+
+def _head_anchors(
+    points: np.ndarray, core: np.ndarray, size: tuple[int, int], height: float
+) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Forehead, crown, temple and eye-corner anchors, inside the image (dropped if they can't be).
+
+    They are extrapolated from the brows along the face's up direction, in units of half the jaw
+    width, so they sit on the forehead and skull of any face proportion (a cat's brows are far
+    apart, a child's forehead is high).  An anchor outside the image would stretch the band
+    between it and the fixed border, so it is moved back towards its base point, and dropped if
+    it would end up too close to its base, or to another vertex, to matter.  Returns the anchors
+    and the fences ``(landmark, anchor number)`` the triangulation must keep as edges.
+    """
+    right, down, s = face_frame(points)
+    up = -down
+    brow_mid = (points[21] + points[22]) / 2
+    pairs = [(points[i], points[i] + up * height * s, -1) for i in (17, 19, 21, 22, 24, 26)]
+    pairs += [
+        (points[17], points[17] + up * 2.1 * height * s - right * 0.25 * s, -1),  # crown
+        (brow_mid, brow_mid + up * 2.4 * height * s, -1),
+        (points[26], points[26] + up * 2.1 * height * s + right * 0.25 * s, -1),
+        (points[0], points[0] + up * 0.35 * s - right * 0.3 * s, -1),  # temples
+        (points[16], points[16] + up * 0.35 * s + right * 0.3 * s, -1),
+    ]
+    pairs += _eye_posts(core, up)
+    inset = max(6.0, 0.03 * min(size))
+    lo, hi = np.array([inset, inset]), np.array([size[0] - 1 - inset, size[1] - 1 - inset])
+    kept: list[np.ndarray] = []
+    fences: list[tuple[int, int]] = []
+    for base, target, fence in pairs:
+        t = _inside_fraction(base, target, lo, hi)
+        if t < 0.35:
+            continue
+        p = base + t * (target - base)
+        near = np.vstack([core, *kept]) if kept else core
+        if np.min(np.hypot(*(near - p).T)) >= 0.03 * s:
+            if fence >= 0:
+                fences.append((fence, len(kept)))
+            kept.append(p)
+    return np.array(kept, dtype=np.float64).reshape(-1, 2), fences
+
+
+def _ring_and_border(
+    moving: np.ndarray, size: tuple[int, int], margin: float, count: int = 20
+) -> np.ndarray:
+    """Fixed anchors: a ring round the moving vertices at ``margin`` px, and the image border.
+
+    Ring points outside the image, or nearer than half the margin to a moving vertex, are left
+    out (the border takes over there).  Border edge points within 2 px of a vertex are left out
+    too (they would make slivers); the four corners always stay, so the mesh covers the image.
+    """
+    w, h = size
+    lo, hi = moving.min(axis=0), moving.max(axis=0)
+    centre, axes = (lo + hi) / 2, (hi - lo) / 2 + margin
+    ang = np.linspace(0.0, 2.0 * np.pi, count, endpoint=False)
+    ring = centre + axes * np.stack([np.cos(ang), np.sin(ang)], axis=1)
+    inside = (ring[:, 0] > 2) & (ring[:, 0] < w - 3) & (ring[:, 1] > 2) & (ring[:, 1] < h - 3)
+    dist = np.linalg.norm(ring[:, None] - moving[None], axis=2).min(axis=1)
+    ring = ring[inside & (dist >= margin / 2)]
+    xs, ys = np.linspace(0, w - 1, 5), np.linspace(0, h - 1, 5)
+    corners = np.array([[0, 0], [w - 1, 0], [0, h - 1], [w - 1, h - 1]], dtype=np.float64)
+    edges = np.array(
+        [[x, y] for x in xs[1:-1] for y in (0, h - 1)]
+        + [[x, y] for y in ys[1:-1] for x in (0, w - 1)],
+        dtype=np.float64,
+    )
+    taken = np.vstack([moving, ring])
+    edge_dist = np.linalg.norm(edges[:, None] - taken[None], axis=2).min(axis=1)
+    return np.vstack([ring, corners, edges[edge_dist > 2.0]])
+
+
+def _separate_closed_pairs(points: np.ndarray) -> np.ndarray:
+    """Landmarks for the triangulation layout: closed lids and lips pulled a little apart.
+
+    With coincident upper and lower points (a closed mouth or eye) Delaunay would drop one of
+    them or triangulate across the opening, and the mouth could never open in the mesh.  Only
+    the topology is taken from this layout; the warp uses the true reference positions.
+    """
+    out = points.copy()
+    for pairs, a, b in ((LID_PAIRS[:2], 36, 39), (LID_PAIRS[2:], 42, 45), (LIP_PAIRS, 60, 64)):
+        v = out[b] - out[a]
+        width = float(np.hypot(*v))
+        if width < 1e-6:
+            continue
+        n = np.array([-v[1], v[0]]) / width  # points from upper to lower for an upright face
+        gap = max(0.08 * width, 1.0)
+        for upper, lower in pairs:
+            g = float((out[lower] - out[upper]) @ n)
+            if g < gap:
+                out[upper] -= n * (gap - g) / 2
+                out[lower] += n * (gap - g) / 2
+    return out
+
+
+def _contour_edges() -> list[tuple[int, int]]:
+    """Edges the triangulation must keep: jaw, brows, nose bridge, lips and eye outlines."""
+    edges = [(r[i], r[i + 1]) for r in _OPEN_RUNS for i in range(len(r) - 1)]
+    loops = [OUTER_LIPS, *CONTOURS.values()]
+    edges += [(r[i], r[(i + 1) % len(r)]) for r in loops for i in range(len(r))]
+    return edges
+
+
+def build_mesh(
+    points: np.ndarray,
+    image_size: tuple[int, int],
+    *,
+    forehead_height: float = 0.5,
+    ring_margin: float = 0.8,
+) -> WarpMesh:
+    """The warp mesh of a reference: landmarks, head anchors, fixed anchors and triangles.
+
+    ``image_size`` is ``(width, height)``.  ``forehead_height`` places the forehead anchors
+    above the brows and ``ring_margin`` the fixed ring beyond the face, both in units of half
+    the jaw width (0 -> 16).
+    """
+    pts = np.asarray(points, dtype=np.float64).reshape(NUM_POINTS, 2)
+    _, _, s = face_frame(pts)
+    core = core_vertices(pts)
+    head, fences = _head_anchors(pts, core, image_size, forehead_height)
+    moving = np.vstack([core, head])
+    fixed = _ring_and_border(moving, image_size, ring_margin * s)
+    vertices = np.vstack([moving, fixed])
+    layout = np.vstack([core_vertices(_separate_closed_pairs(pts)), head, fixed])
+    edges = _contour_edges() + [(c, NUM_CORE + k) for c, k in fences]
+    triangles = enforce_edges(delaunay(layout), layout, edges)
+    areas = signed_areas(layout, triangles)
+    flip = areas < 0
+    triangles[flip] = triangles[flip][:, [0, 2, 1]]  # counter-clockwise in the layout
+    orientation = np.where(np.abs(areas) > 1e-9, 1.0, 0.0)
+    return WarpMesh(vertices, triangles.astype(np.int32), len(head), orientation)

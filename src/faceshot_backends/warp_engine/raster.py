@@ -1,0 +1,39 @@
+"""Pixel boxes and feathered masks: what the warp and the mouth and lid painters draw with.
+
+Everything is rasterised with OpenCV at :data:`SHIFT` sub-pixel bits, and only inside the
+integer box that the drawn shape can touch, so a frame's cost follows what moved rather than
+the image size.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+#: ``(x0, y0, x1, y1)`` in pixels, end-exclusive.
+Box = tuple[int, int, int, int]
+
+#: Sub-pixel bits of every cv2 rasterisation (coordinates are fixed-point with this shift).
+SHIFT = 4
+
+
+def patch_box(points: np.ndarray, pad: float, size: tuple[int, int]) -> Box | None:
+    """Integer box ``(x0, y0, x1, y1)`` round ``points`` padded and clipped, or None if empty."""
+    lo = np.floor(points.min(axis=0) - pad)
+    hi = np.ceil(points.max(axis=0) + pad) + 1
+    x0, y0 = int(max(lo[0], 0)), int(max(lo[1], 0))
+    x1, y1 = int(min(hi[0], size[0])), int(min(hi[1], size[1]))
+    return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
+
+
+def poly_mask(polygon: np.ndarray, box: Box, sigma: float, *, closed: bool = True) -> np.ndarray:
+    """Feathered float32 mask (0..1) of a polygon (or a polyline when not ``closed``) in ``box``."""
+    x0, y0, x1, y1 = box
+    canvas = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
+    fixed = np.rint((polygon - (x0, y0)) * (1 << SHIFT)).astype(np.int32)
+    if closed:
+        cv2.fillPoly(canvas, [fixed], 255, cv2.LINE_AA, SHIFT)
+    else:
+        cv2.polylines(canvas, [fixed], False, 255, max(1, round(sigma)), cv2.LINE_AA, SHIFT)
+    mask = canvas.astype(np.float32) * (1.0 / 255.0)
+    return cv2.GaussianBlur(mask, (0, 0), sigma)
