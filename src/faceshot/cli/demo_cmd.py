@@ -22,7 +22,7 @@ import click
 import numpy as np
 
 from faceshot.cli.options import quiet_option
-from faceshot.cli.progress import ProgressEvent, progress_display, say
+from faceshot.cli.progress import progress_display, say
 from faceshot.pipeline import detect_reference
 from faceshot.runner import run
 from faceshot_backends.warp_engine import LandmarkWarper
@@ -114,7 +114,7 @@ def demo(output_dir: Path, frames: int, overwrite: bool, quiet: bool) -> None:
         result = run(
             image, driving, output=output_dir / "cat.mp4", backend="warp",
             reference_landmarks=landmarks, compare=True, overwrite=overwrite,
-            progress=lambda stage, done, total: display(ProgressEvent(stage, done, total)),
+            progress=display,
         )  # fmt: skip
     error = np.linalg.norm(result.driving.points - poses, axis=-1)
     say(f"driving landmarks: {len(poses)} frames, error vs the known poses "

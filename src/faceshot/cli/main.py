@@ -1,7 +1,9 @@
 """The ``faceshot`` command line.
 
 User mistakes (a missing file, a bad landmark file, an output that exists) end with one line on
-stderr and exit code 2, never a traceback; anything else is a bug and keeps its traceback.
+stderr and exit code 2, never a traceback.  A plugin that fails to load or crashes while
+animating ends with one line naming the backend and exit code 1 (``FACESHOT_DEBUG=1`` shows the
+traceback); anything else is a bug of faceshot and keeps its traceback.
 Every output is checked for writability before the long work starts, and written atomically.
 
 Stopping the program is not a bug either: Ctrl-C ends with "faceshot: interrupted" (exit 130)
@@ -15,6 +17,7 @@ outputs beside the real ones and ffmpeg running; so for the duration of a comman
 from __future__ import annotations
 
 import errno
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -23,16 +26,20 @@ from types import FrameType
 
 import click
 
+from faceshot.cli.backends_cmd import backends
 from faceshot.cli.demo_cmd import demo
 from faceshot.cli.detect_cmd import detect
 from faceshot.cli.gallery_cmd import gallery
 from faceshot.cli.landmarks_cmd import landmarks
+from faceshot.cli.plugin_commands import add_plugin_commands
 from faceshot.cli.retarget_cmd import retarget
-from faceshot.cli.run_cmd import backends, run
+from faceshot.cli.run_cmd import run
 from faceshot.cli.weights_cmd import weights
-from faceshot_core.errors import FaceshotUserError
+from faceshot_core.errors import FaceshotError, FaceshotUserError
 
 USER_ERROR_EXIT = 2
+FAILURE_EXIT = 1
+DEBUG_ENV = "FACESHOT_DEBUG"
 INTERRUPTED_EXIT = 128 + signal.SIGINT
 TERMINATED_EXIT = 128 + signal.SIGTERM
 
@@ -107,10 +114,16 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI, turning user errors into one line and exit code 2."""
     try:
         with sigterm_raises():
+            add_plugin_commands(cli)
             cli.main(args=argv, prog_name="faceshot", standalone_mode=False)
     except FaceshotUserError as exc:
         click.echo(f"faceshot: error: {exc}", err=True)
         return USER_ERROR_EXIT
+    except FaceshotError as exc:  # a plugin broke (failed to load, crashed while animating)
+        if os.environ.get(DEBUG_ENV):
+            raise
+        click.echo(f"faceshot: error: {exc} (set {DEBUG_ENV}=1 for the traceback)", err=True)
+        return FAILURE_EXIT
     except Terminated:
         click.echo("faceshot: terminated", err=True)
         return TERMINATED_EXIT

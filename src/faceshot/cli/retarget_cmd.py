@@ -20,7 +20,8 @@ from faceshot.cli.options import (
     smooth_option,
 )
 from faceshot.cli.progress import progress_display, say
-from faceshot.pipeline import load_driving, retarget as retarget_landmarks
+from faceshot.pipeline import load_driving
+from faceshot.pipeline import retarget as retarget_landmarks
 from faceshot_core.atomic import check_output_path
 from faceshot_core.images import load_image
 from faceshot_core.landmark_files import load_face, save_landmarks

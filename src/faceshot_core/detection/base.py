@@ -30,7 +30,6 @@ import cv2
 import numpy as np
 
 
-
 @dataclass(frozen=True)
 class Box:
     """An axis-aligned face box ``(x0, y0, x1, y1)`` in pixels, with a detector score.

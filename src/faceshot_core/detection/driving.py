@@ -28,8 +28,9 @@ from typing import Literal
 
 import numpy as np
 
-from faceshot_core.detection.base import FaceDetector, get_detector
+from faceshot_core.detection.base import FaceDetector
 from faceshot_core.detection.gaps import fill_gaps
+from faceshot_core.detection.registry import get_detector
 from faceshot_core.detection.smoothing import SmoothingSpec, resolve_smoothing, smooth_sequence
 from faceshot_core.detection.tracking import FaceTracker
 from faceshot_core.errors import FaceshotError
