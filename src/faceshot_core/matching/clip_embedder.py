@@ -43,6 +43,7 @@ __all__ = ["CLIP_MEAN", "CLIP_STD", "ClipImageEmbedder", "as_rgb_uint8", "clip_p
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # OpenAI CLIP, as CLIPImageProcessor
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
+
 def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
     """``[H, W, 3]`` uint8 from RGB, RGBA (alpha dropped) or grey uint8 input; else ValueError."""
     arr = np.asarray(image)

@@ -199,7 +199,7 @@ class DiffusionFeatureExtractor:
     def feature_maps(
         self, images: Sequence[np.ndarray], prompts: Sequence[np.ndarray | None] | None = None
     ) -> list[np.ndarray]:
-        """One float32 ``[C, h, w]`` map per RGB uint8 image (see the module doc for what it is).
+        """One float32 ``[C, h, w]`` map per RGB uint8 image (what it is: the package docstring).
 
         ``prompts[i]`` is the IP-Adapter image prompt for ``images[i]`` (ignored without an
         IP-Adapter).  Cached maps are returned without any model call; the others go through
