@@ -276,7 +276,9 @@ def test_matcher_error_names_pull_and_extra_only_when_needed(
         matcher_weights.locate_weights(tmp_path / "none", ip_adapter="h94/IP-Adapter")
     msg = str(info.value)
     assert "faceshot weights pull ip-adapter" in msg and "--ip-adapter PATH" in msg
-    assert "weights pull sd15" not in msg  # a folder argument is not the catalogue's sd15
+    # A folder argument is not the catalogue's sd15, but sd15 can fill such a folder.
+    assert "  - faceshot weights pull sd15  (downloads" not in msg
+    assert "with --model PATH (e.g. one made by: faceshot weights pull sd15 --to PATH)" in msg
     installed = all(importlib.util.find_spec(m) for m in ("torch", "diffusers", "transformers"))
     assert ("faceshot[match]" in msg) is not installed
     monkeypatch.setattr(matcher_weights, "_matcher_packages_missing", lambda: ["diffusers"])

@@ -66,11 +66,9 @@ class WeightCatalog:
 
 
 def _backend_registry() -> Any:
-    """The live backend registry (moved from faceshot_core.plugins to faceshot_backends)."""
-    try:
-        from faceshot_backends.registry import backend_registry
-    except ImportError:
-        from faceshot_core.plugins import backend_registry  # type: ignore[attr-defined,no-redef]
+    """The live backend registry (a function of its own so tests can stand in for it)."""
+    from faceshot_backends.registry import backend_registry
+
     return backend_registry()
 
 

@@ -271,8 +271,11 @@ def _raise_missing(parts: Sequence[tuple[str, str, ResolvedSource]]) -> None:
     lines = ["model weights are missing (nothing is downloaded implicitly; how to get them below)"]
     for what, flag, r in incomplete:
         lines.append(f"{what} {r.source!r}: missing")
-        lines += r.location.report(f"pass a folder that has these files with {flag} PATH",
-                                   pull=r.catalogued)  # fmt: skip
+        hint = f"pass a folder that has these files with {flag} PATH"
+        if not r.is_hub_id:  # the catalogue's default for this option fills such a folder
+            default = "sd15" if flag == "--model" else "ip-adapter"
+            hint += f" (e.g. one made by: faceshot weights pull {default} --to PATH)"
+        lines += r.location.report(hint, pull=r.catalogued)
     packages = _matcher_packages_missing()
     if packages:
         lines.append(f"the matcher also needs {', '.join(packages)}: pip install 'faceshot[match]'")

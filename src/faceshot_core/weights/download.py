@@ -55,7 +55,7 @@ def _progress_bar_class(sink: ProgressSink | None) -> type[Any]:
     """
     from tqdm import tqdm
 
-    class FileEvents(tqdm):  # type: ignore[misc]
+    class FileEvents(tqdm):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs["disable"] = True
             self._files = kwargs.get("unit", "it") != "B"
@@ -179,10 +179,11 @@ def pull_weights(
             "that has its files"
         )
     hub = _import_hub()
+    from huggingface_hub import constants
     from huggingface_hub.hf_api import RepoFile
 
     endpoint = endpoint or os.environ.get("HF_ENDPOINT") or None
-    shown_endpoint = (endpoint or hub.constants.ENDPOINT).rstrip("/")
+    shown_endpoint = (endpoint or constants.ENDPOINT).rstrip("/")
     target = Path(to).expanduser() if to is not None else None
     cache = hf_hub_cache(cache_dir)
     if target is not None:

@@ -24,7 +24,8 @@ _NAME = re.compile(r"^[A-Za-z0-9][\w.+/-]*$")
 
 def _relative_posix(value: str, *, allow_empty: bool) -> str:
     """A clean relative POSIX path: it is joined to roots and sent to the Hub as a file name."""
-    text = value.strip().strip("/")
+    text = value.strip()
+    text = text.strip("/") if allow_empty else text.rstrip("/")  # a subfolder may be "/models/"
     if not text:
         if allow_empty:
             return ""
@@ -180,7 +181,7 @@ class WeightLocation(BaseModel):
         if self.spec.env_var:
             ways.append(f"set {self.spec.env_var} to a folder that has them")
         if hint:
-            ways.append(hint)
+            ways.append(hint.removeprefix("or "))
         if ways:
             lines.append("  to get them:")
             lines += [f"  - {'or ' if i else ''}{way}" for i, way in enumerate(ways)]
