@@ -1,4 +1,10 @@
-"""Shared fixtures: real images from scikit-image and the optional ../shared/data folder."""
+"""Shared fixtures (real images from scikit-image, the optional ../shared/data folder) and the
+marker rules: a test using the ``shared_data`` fixture is marked ``shared_data``, and a test
+marked ``gpu`` skips when no CUDA device is present.
+
+Helpers that benchmarks use too live in the installed package (:mod:`faceshot_core.synthetic_faces`,
+:mod:`faceshot_core.synthetic_tracking`, :mod:`faceshot_core.retarget_loop`), not here.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from faceshot_core.torch_support import cuda_available
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own -m deselection
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "shared_data" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.shared_data)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("gpu") is not None and not cuda_available():
+        pytest.skip("needs a CUDA device")
 
 
 @pytest.fixture(scope="session")

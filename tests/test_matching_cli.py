@@ -71,6 +71,7 @@ def weights(s: dict[str, Path]) -> list[str]:
     return ["--model", str(s["sd"]), "--ip-adapter", str(s["ipa"])]
 
 
+@pytest.mark.slow
 def test_build_match_and_run(
     setup: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -186,6 +186,7 @@ def test_reading_streams(tmp_path: Path) -> None:
     frames.close()  # stopping early must release ffmpeg cleanly
 
 
+@pytest.mark.shared_data
 def test_shared_driving_video_with_audio(shared_data: Path) -> None:
     info = probe_video(shared_data / "videos" / "liveportrait_driving_d18.mp4")
     assert (info.width, info.height, info.fps, info.frame_count) == (480, 480, 30.0, 216)
