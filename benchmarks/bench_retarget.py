@@ -7,8 +7,9 @@ Run from the repository root (with faceshot installed, e.g. ``pip install -e .``
 Thread pools are pinned to one thread *before* numpy is imported (the environment variables below
 are read once, at import), so the numbers are single-core numbers on any machine; retargeting
 uses no BLAS call anyway, the pin only keeps the comparison honest.  Each entry is the best of
-``N`` runs (the least disturbed one).  Both implementations run in this same process on the same
-synthetic clip (the test suite's mean face with blinks, a talking mouth, brow raises, head sway
+``N`` runs (the least disturbed one).  Both implementations (the loop is
+:mod:`faceshot_core.retarget_loop`) run in this same process on the same synthetic clip (the mean
+face of :mod:`faceshot_core.synthetic_faces` with blinks, a talking mouth, brow raises, head sway
 and roll, and detector noise).  The loop baseline is measured up to 1,000 frames; for 100,000
 frames its time is extrapolated linearly from the 1,000-frame measurement (the loop does the same
 work for every frame), and the table says so.  The paper's own Python loop takes 0.751 s for 100

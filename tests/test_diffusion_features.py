@@ -335,9 +335,7 @@ def test_batching_equals_one_by_one(
     assert two.last_unet_calls == 32
 
 
-def test_cache_memory_disk_and_duplicates(
-    tmp_path: Path, astronaut: np.ndarray, chelsea: np.ndarray
-) -> None:
+def test_cache_memory_disk_and_duplicates(tmp_path: Path, astronaut: np.ndarray) -> None:
     ex = make_extractor(tiny_sd(), cache_dir=tmp_path / "feats")
     first = ex.feature_maps([astronaut, astronaut.copy()])  # same pixels: computed once
     assert ex.last_unet_calls == 16 and len(ex.cache) == 1

@@ -146,7 +146,6 @@ def built(
 
 def test_build_averages_point_features_and_crop_embeddings(
     built: tuple[Gallery, Path],
-    tree: Path,
     faces: dict,
     extractor: PatchExtractor,
     embedder: HistogramEmbedder,
