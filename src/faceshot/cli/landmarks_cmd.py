@@ -200,11 +200,11 @@ def match(
     pixels = load_image(image)
     if targets is not None:
         matched = match_with_targets(pixels, targets, settings)
-        how = f"{targets}"
+        found, scores, how = matched.landmarks, matched.scores, f"{targets}"
     else:
         result = match_landmarks(pixels, settings)
-        matched = result
+        found, scores = result.landmarks, result.scores
         how = "domains " + ", ".join(f"{p}: {d}" for p, d in result.domains.items())
-    face = FaceLandmarks(matched.landmarks.points, matched.landmarks.image_size, source=str(image))
-    detail = f" ({how}; mean similarity {float(np.mean(matched.scores)):.3f})"
+    face = FaceLandmarks(found.points, found.image_size, source=str(image))
+    detail = f" ({how}; mean similarity {float(np.mean(scores)):.3f})"
     _write_face(face, pixels, output, overlay, overwrite=overwrite, quiet=quiet, detail=detail)

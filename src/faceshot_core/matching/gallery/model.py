@@ -15,11 +15,9 @@ than merely worse.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -122,13 +120,6 @@ class Gallery:
             domain = None if choice is None else choice[part]
             out[list(indices)] = self.part_vectors(part, domain)
         return out
-
-    def save(self, output: str | os.PathLike[str], *, overwrite: bool = True) -> Path:
-        """Write the gallery folder atomically (see :func:`~.store.save_gallery`)."""
-        # Imported here: the file format builds on this module, not the other way round.
-        from faceshot_core.matching.gallery.store import save_gallery
-
-        return save_gallery(self, output, overwrite=overwrite)
 
 
 def _describe(spec: FeatureSpec) -> str:
