@@ -40,7 +40,6 @@ from typing import Any
 import numpy as np
 import torch
 from diffusers import DDIMInverseScheduler
-from transformers import CLIPTokenizer
 
 from faceshot_core.matching.architectures import SD15_SCHEDULER
 from faceshot_core.matching.architectures import build as build_architecture
@@ -49,20 +48,11 @@ from faceshot_core.matching.diffusion import (
     DiffusionFeatureExtractor,
     FeatureCache,
     attach_ip_adapter,
-    cross_attention_layers,
 )
+from faceshot_core.matching.tiny_models import released_ip_adapter, tiny_tokenizer
 from faceshot_core.sample_data import astronaut, chelsea
 
 PROMPT = "a photo of a face"
-
-
-def tokenizer() -> Any:
-    """A real CLIP BPE tokenizer whose small vocabulary covers the prompt (ids < 49408)."""
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for c in "abcdefghijklmnopqrstuvwxyz":
-        vocab[c] = len(vocab)
-        vocab[c + "</w>"] = len(vocab)
-    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
 
 
 def build_models() -> dict[str, Any]:
@@ -70,32 +60,14 @@ def build_models() -> dict[str, Any]:
     torch.manual_seed(0)
     unet, vae = build_architecture("unet15"), build_architecture("vae")
     text, image = build_architecture("text"), build_architecture("image")
-    attach_ip_adapter(unet, ip_adapter_state(unet))
+    attach_ip_adapter(unet, released_ip_adapter(unet, 1024, scale=0.02))
     return {
         "unet": unet.eval(),
         "vae": vae.eval(),
         "text_encoder": text.eval(),
-        "tokenizer": tokenizer(),
+        "tokenizer": tiny_tokenizer(model_max_length=77),
         "image": image.eval(),
     }
-
-
-def ip_adapter_state(unet: Any) -> dict[str, dict[str, torch.Tensor]]:
-    """Random weights in ip-adapter_sd15.bin's layout (4 tokens x 768 from a 1024 embedding)."""
-    state: dict[str, dict[str, torch.Tensor]] = {
-        "image_proj": {
-            "proj.weight": torch.randn(3072, 1024) * 0.02,
-            "proj.bias": torch.zeros(3072),
-            "norm.weight": torch.ones(768),
-            "norm.bias": torch.zeros(768),
-        },
-        "ip_adapter": {},
-    }
-    for i, name in enumerate(cross_attention_layers(unet)):
-        hidden = unet.get_submodule(name.removesuffix(".processor")).to_k.weight.shape[0]
-        for w in ("to_k_ip", "to_v_ip"):
-            state["ip_adapter"][f"{2 * i + 1}.{w}.weight"] = torch.randn(hidden, 768) * 0.02
-    return state
 
 
 class CallClock:

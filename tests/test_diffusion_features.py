@@ -9,12 +9,11 @@ checkpoints' layouts.
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import pytest
@@ -23,21 +22,9 @@ torch = pytest.importorskip("torch")
 diffusers = pytest.importorskip("diffusers")
 transformers = pytest.importorskip("transformers")
 
-from diffusers import AutoencoderKL, UNet2DConditionModel  # noqa: E402
-from transformers import (  # noqa: E402
-    CLIPTextConfig,
-    CLIPTextModel,
-    CLIPTokenizer,
-)
-
 from faceshot_core.errors import FaceshotUserError, MissingDependencyError  # noqa: E402
 from faceshot_core.matching import FeatureExtractor, ImageEmbedder  # noqa: E402
-from faceshot_core.matching.architectures import (  # noqa: E402
-    SD15_SCHEDULER,
-    SD21_SCHEDULER,
-    SD_DOWN_BLOCKS,
-    SD_UP_BLOCKS,
-)
+from faceshot_core.matching.architectures import SD15_SCHEDULER, SD21_SCHEDULER  # noqa: E402
 from faceshot_core.matching.architectures import build as build_architecture  # noqa: E402
 from faceshot_core.matching.clip_embedder import ClipImageEmbedder, clip_preprocess  # noqa: E402
 from faceshot_core.matching.diffusion import (  # noqa: E402
@@ -51,96 +38,21 @@ from faceshot_core.matching.diffusion import (  # noqa: E402
     inversion_timesteps,
     load_ip_adapter_state_dict,
 )
+from faceshot_core.matching.tiny_models import (  # noqa: E402
+    TinySD,
+    released_ip_adapter,
+    tiny_sd,
+    write_tiny_checkpoint,
+    write_tiny_ip_adapter,
+)
 from faceshot_core.matching.weights import hf_hub_cache, locate_weights  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
-SD_DOWN, SD_UP = SD_DOWN_BLOCKS, SD_UP_BLOCKS
 SIZE = 64  # tiny runs: 64x64 images, 8x8 latents, 4x4 up_blocks[1] maps (SD at 512: 64 and 32)
 
 
 # --------------------------------------------------------------------------- tiny models
-
-
-def tiny_tokenizer() -> Any:
-    """A real CLIP BPE tokenizer with a 70-entry vocabulary that covers the prompt."""
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for c in "abcdefghijklmnopqrstuvwxyz":
-        vocab[c] = len(vocab)
-        vocab[c + "</w>"] = len(vocab)
-    merges = [("p", "h"), ("o", "t"), ("ph", "ot"), ("f", "a"), ("c", "e</w>"), ("fa", "ce</w>")]
-    for a, b in merges:
-        vocab.setdefault(a + b, len(vocab))
-    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=16)
-
-
-class TinySD(NamedTuple):
-    unet: Any
-    vae: Any
-    text_encoder: Any
-    tokenizer: Any
-    scheduler_config: dict[str, Any]
-
-
-def tiny_sd(seed: int = 0, *, sd21: bool = False) -> TinySD:
-    """SD-shaped miniatures: 4 UNet levels (so up_blocks[1] sits where SD's does), 8x VAE."""
-    cross = 24 if sd21 else 16
-    torch.manual_seed(seed)
-    unet = UNet2DConditionModel(
-        sample_size=8,
-        block_out_channels=(8, 16, 32, 32),
-        layers_per_block=1,
-        cross_attention_dim=cross,
-        norm_num_groups=4,
-        attention_head_dim=(1, 2, 4, 4) if sd21 else 2,
-        use_linear_projection=sd21,
-        down_block_types=SD_DOWN,
-        up_block_types=SD_UP,
-    )
-    vae = AutoencoderKL(
-        block_out_channels=(8, 8, 16, 16),
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        latent_channels=4,
-        norm_num_groups=4,
-        layers_per_block=1,
-    )
-    tokenizer = tiny_tokenizer()
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=len(tokenizer.get_vocab()),
-            hidden_size=cross,
-            intermediate_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            max_position_embeddings=16,
-            bos_token_id=0,
-            eos_token_id=1,
-            pad_token_id=1,
-        )
-    )
-    sched = SD21_SCHEDULER if sd21 else SD15_SCHEDULER
-    return TinySD(unet, vae, text_encoder, tokenizer, dict(sched))
-
-
-def released_ip_adapter(unet: Any, image_embed_dim: int, seed: int = 1) -> dict[str, Any]:
-    """Random IP-Adapter weights in the released checkpoint's layout (ip-adapter_sd15.bin)."""
-    g = torch.Generator().manual_seed(seed)
-    cross = unet.config.cross_attention_dim
-    state: dict[str, Any] = {
-        "image_proj": {
-            "proj.weight": torch.randn(4 * cross, image_embed_dim, generator=g) * 0.5,
-            "proj.bias": torch.randn(4 * cross, generator=g) * 0.1,
-            "norm.weight": 1 + 0.1 * torch.randn(cross, generator=g),
-            "norm.bias": 0.1 * torch.randn(cross, generator=g),
-        },
-        "ip_adapter": {},
-    }
-    for i, name in enumerate(cross_attention_layers(unet)):
-        hidden = unet.get_submodule(name.removesuffix(".processor")).to_k.weight.shape[0]
-        for w in ("to_k_ip", "to_v_ip"):
-            state["ip_adapter"][f"{2 * i + 1}.{w}.weight"] = torch.randn(hidden, cross, generator=g)
-    return state
 
 
 def make_extractor(parts: TinySD, **kwargs: Any) -> DiffusionFeatureExtractor:
@@ -499,37 +411,6 @@ def test_clip_preprocess_matches_transformers(astronaut: np.ndarray, chelsea: np
 # --------------------------------------------------------------------------- weights
 
 
-def _write_tiny_checkpoint(root: Path, parts: TinySD) -> None:
-    """The diffusers layout, text encoder in the *released* key layout (text_model.* prefix)."""
-    from safetensors.torch import save_file
-
-    parts.unet.save_pretrained(root / "unet")
-    parts.vae.save_pretrained(root / "vae")
-    (root / "text_encoder").mkdir(parents=True)
-    parts.text_encoder.config.save_pretrained(root / "text_encoder")
-    sd = parts.text_encoder.state_dict()
-    released = {
-        k if k.startswith("text_model.") else f"text_model.{k}": v.contiguous()
-        for k, v in sd.items()
-    }
-    save_file(released, str(root / "text_encoder" / "model.safetensors"))
-    tok = root / "tokenizer"
-    tok.mkdir()
-    vocab = parts.tokenizer.get_vocab()
-    (tok / "vocab.json").write_text(json.dumps(vocab))
-    merges = ["p h", "o t", "ph ot", "f a", "c e</w>", "fa ce</w>"]
-    (tok / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
-    (tok / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 16}))
-    (root / "scheduler").mkdir()
-    (root / "scheduler" / "scheduler_config.json").write_text(json.dumps(parts.scheduler_config))
-
-
-def _write_tiny_ip_adapter(root: Path, state: dict[str, Any], encoder: ClipImageEmbedder) -> None:
-    (root / "models").mkdir(parents=True)
-    torch.save(state, root / "models" / "ip-adapter_sd15.bin")
-    encoder.model.save_pretrained(root / "models" / "image_encoder")
-
-
 def _fake_hub_snapshot(cache: Path, repo_id: str, content: Path | None = None) -> Path:
     commit = "0123456789abcdef0123456789abcdef01234567"
     repo = cache / f"models--{repo_id.replace('/', '--')}"
@@ -601,8 +482,8 @@ def test_from_pretrained_local_folders_and_hub_cache(
     parts = tiny_sd(seed=3)
     encoder = ClipImageEmbedder.tiny(seed=3)
     state = released_ip_adapter(parts.unet, encoder.dim, seed=5)
-    _write_tiny_checkpoint(tmp_path / "tiny-sd15", parts)
-    _write_tiny_ip_adapter(tmp_path / "ip", state, encoder)
+    write_tiny_checkpoint(tmp_path / "tiny-sd15", parts)
+    write_tiny_ip_adapter(tmp_path / "ip", state, encoder)
 
     loaded = DiffusionFeatureExtractor.from_pretrained(
         tmp_path / "tiny-sd15", ip_adapter=tmp_path / "ip", device="cpu", image_size=SIZE

@@ -2,8 +2,9 @@
 
 Real images throughout: the astronaut (dlib's landmarks) and chelsea the cat (faceshot's
 hand-placed landmarks), with shifted and recoloured copies, in two domains "human" and "cat".
-Features come from the patch descriptor of ``test_matcher.py``; embeddings from
-:class:`HistogramEmbedder`, a colour histogram plus a gradient-orientation histogram.
+Features come from the patch descriptor of :mod:`faceshot_core.matching.patch_extractor`;
+embeddings from :class:`HistogramEmbedder`, a colour histogram plus a gradient-orientation
+histogram.
 """
 
 from __future__ import annotations
@@ -42,10 +43,10 @@ from faceshot_core.matching.gallery import (
     part_for_folder,
 )
 from faceshot_core.matching.matcher import normalize_rows, point_features
+from faceshot_core.matching.patch_extractor import LOW_RES, PatchExtractor, shifted
 from faceshot_core.progress import ProgressEvent
 from faceshot_core.sample_data import chelsea_landmarks
 from faceshot_core.schema import PARTS
-from test_matcher import LOW_RES, PatchExtractor, shifted
 
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
 

@@ -22,15 +22,15 @@ from faceshot.pipeline import detect_reference
 from faceshot_core.images import save_image
 from faceshot_core.landmark_files import load_face, save_landmarks
 from faceshot_core.matching.clip_embedder import ClipImageEmbedder
+from faceshot_core.matching.tiny_models import (
+    released_ip_adapter,
+    tiny_sd,
+    write_tiny_checkpoint,
+    write_tiny_ip_adapter,
+)
 from faceshot_core.sample_data import chelsea_landmarks
 from faceshot_core.synthetic import write_motion_clip
 from faceshot_core.video import probe_video
-from test_diffusion_features import (
-    _write_tiny_checkpoint,
-    _write_tiny_ip_adapter,
-    released_ip_adapter,
-    tiny_sd,
-)
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +40,8 @@ def setup(
     root = tmp_path_factory.mktemp("matching")
     parts = tiny_sd(0)
     encoder = ClipImageEmbedder.tiny(seed=0)
-    _write_tiny_checkpoint(root / "tiny-sd", parts)
-    _write_tiny_ip_adapter(root / "tiny-ipa", released_ip_adapter(parts.unet, encoder.dim), encoder)
+    write_tiny_checkpoint(root / "tiny-sd", parts)
+    write_tiny_ip_adapter(root / "tiny-ipa", released_ip_adapter(parts.unet, encoder.dim), encoder)
     source = root / "annotated"
     face = detect_reference(astronaut)
     for domain, image, points in (
