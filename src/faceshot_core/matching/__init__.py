@@ -13,7 +13,10 @@
   inversion, CLIP image embeddings, and offline weight lookup;
 * :mod:`~faceshot_core.matching.runtime` - the optional packages (torch, transformers,
   diffusers) and the device/dtype rule, on top of :mod:`faceshot_core.torch_support`;
-* :mod:`~faceshot_core.matching.postprocess` - the reference code's optional re-spacing.
+* :mod:`~faceshot_core.matching.postprocess` - the reference code's optional re-spacing;
+* :mod:`~faceshot_core.matching.tiny_models` / :mod:`~faceshot_core.matching.patch_extractor` -
+  tiny architectures built in code and a torch-free patch extractor, for tests and benchmarks
+  without weights.
 
 Importing this package does not import torch or diffusers; they load on first use.
 """
