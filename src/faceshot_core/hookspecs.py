@@ -31,8 +31,6 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
-    from faceshot_core.detection.base import FaceDetector
-
 PROJECT_NAME = "faceshot"
 ENTRY_POINT_GROUP = "faceshot"
 
@@ -55,7 +53,7 @@ class DetectorRegistrar(Protocol):
     """
 
     def __call__(
-        self, name: str, factory: Callable[..., FaceDetector], /, *, description: str = ""
+        self, name: str, factory: Callable[..., Any], /, *, description: str = ""
     ) -> None: ...
 
 
