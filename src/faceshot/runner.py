@@ -24,7 +24,7 @@ from faceshot.animate import OutputPaths, animate, check_frame_limits
 from faceshot.pipeline import is_landmark_file, load_driving, reference_landmarks
 from faceshot.settings import RunSettings
 from faceshot_backends.contract import Animator
-from faceshot_backends.loading import load_backend, resolve_runtime
+from faceshot_backends.loading import ensure_ready, load_backend, resolve_runtime
 from faceshot_backends.registry import get_backend
 from faceshot_core.atomic import check_output_path
 from faceshot_core.images import load_image
@@ -101,9 +101,9 @@ def run(
     ``progress`` receives :class:`~faceshot_core.progress.ProgressEvent` objects.
     """
     started = time.perf_counter()
-    cfg = settings or RunSettings.from_mapping(setting_values)
-    if settings is not None and setting_values:
-        cfg = RunSettings.from_mapping({**settings.model_dump(), **setting_values})
+    cfg = settings or RunSettings()
+    if setting_values:  # keyword arguments override the settings object, validated together
+        cfg = RunSettings.from_mapping({**dict(cfg), **setting_values})
     timings: dict[str, float] = {}
     paths = OutputPaths.for_output(output, compare=cfg.compare, overlay=cfg.overlay)
     for path in paths.all():
@@ -113,12 +113,7 @@ def run(
     runtime = resolve_runtime(backend_cls, device=cfg.device, dtype=cfg.dtype, seed=cfg.seed)
     opts = backend_cls.parse_options(options)
     if animator is None:  # check readiness now: before the detector spends minutes on a video
-        readiness = backend_cls.readiness(opts, runtime.device)
-        if not readiness.ready:
-            from faceshot_backends.contract import BackendNotReadyError
-
-            raise BackendNotReadyError(f"backend {cfg.backend!r} is not ready: "
-                                       f"{readiness.summary()}")  # fmt: skip
+        ensure_ready(backend_cls, opts, runtime.device)
     driving_video = None if is_landmark_file(driving) else Path(driving)
     if driving_video is not None:
         probe_video(driving_video)  # a clear error for a bad video before any work

@@ -260,9 +260,13 @@ class BaseBackend:
         raise NotImplementedError(f"{cls.__qualname__} must implement load()")
 
 
-def describe_error(backend: str, exc: BaseException) -> str:
-    """One line for a failure inside a backend (its bug, not the user's)."""
-    return f"backend {backend!r} failed: {type(exc).__name__}: {exc}"
+def contract_error(cls: object) -> str | None:
+    """One line saying why ``cls`` is not a backend (``None`` when it is one)."""
+    problems = contract_problems(cls)
+    if not problems:
+        return None
+    who = getattr(cls, "__qualname__", repr(cls))
+    return f"{who} is not a faceshot backend: {'; '.join(problems)}"
 
 
-__all__ += ["BackendOptionError", "describe_error"]
+__all__ += ["BackendOptionError", "contract_error"]

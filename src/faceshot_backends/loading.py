@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from faceshot_backends.contract import Animator, BackendNotReadyError, contract_problems
+from faceshot_backends.contract import Animator, BackendNotReadyError, contract_error
 from faceshot_backends.options import BackendOptions
 from faceshot_backends.request import Runtime
 from faceshot_core.errors import FaceshotError, FaceshotUserError
@@ -28,10 +28,16 @@ class BackendContractError(FaceshotError):
 
 def check_backend(cls: Any) -> None:
     """Raise :class:`BackendContractError` listing what keeps ``cls`` from being a backend."""
-    problems = contract_problems(cls)
-    if problems:
-        who = getattr(cls, "__qualname__", repr(cls))
-        raise BackendContractError(f"{who} is not a faceshot backend: {'; '.join(problems)}")
+    error = contract_error(cls)
+    if error:
+        raise BackendContractError(error)
+
+
+def ensure_ready(cls: Any, options: BackendOptions, device: str) -> None:
+    """Raise :class:`BackendNotReadyError` naming every missing file or device problem."""
+    readiness = cls.readiness(options, device)
+    if not readiness.ready:
+        raise BackendNotReadyError(f"backend {cls.name!r} is not ready: {readiness.summary()}")
 
 
 def resolve_runtime(
@@ -59,9 +65,7 @@ def load_backend(
     check_backend(cls)
     opts: BackendOptions = cls.parse_options(options)
     runtime = resolve_runtime(cls, device=device, dtype=dtype)
-    readiness = cls.readiness(opts, runtime.device)
-    if not readiness.ready:
-        raise BackendNotReadyError(f"backend {cls.name!r} is not ready: {readiness.summary()}")
+    ensure_ready(cls, opts, runtime.device)
     report(progress, "loading", 0, 1, "models")
     try:
         animator = cls.load(opts, runtime, progress)

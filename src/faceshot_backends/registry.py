@@ -12,7 +12,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from faceshot_backends.contract import contract_problems
+from faceshot_backends.contract import contract_error
 from faceshot_core.plugins import Entry, PluginInfo, Registry, collect, on_reset
 
 BackendRegistry = Registry[type[Any]]
@@ -21,10 +21,9 @@ BackendEntry = Entry[type[Any]]
 
 def _registrar(found: list[Entry[Any]], owner: PluginInfo) -> Callable[[type[Any]], None]:
     def register(backend: type[Any], /) -> None:
-        problems = contract_problems(backend)
-        if problems:
-            who = getattr(backend, "__qualname__", repr(backend))
-            raise TypeError(f"{who} is not a faceshot backend: {'; '.join(problems)}")
+        error = contract_error(backend)
+        if error:
+            raise TypeError(error)
         found.append(Entry(backend.name, backend, owner, backend.description))
 
     return register

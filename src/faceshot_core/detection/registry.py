@@ -12,13 +12,10 @@ from functools import lru_cache
 from typing import Any
 
 from faceshot_core.detection.base import FaceDetector
-from faceshot_core.errors import FaceshotUserError
 from faceshot_core.plugins import (
-    BackendConflictError,
     Entry,
     PluginInfo,
     Registry,
-    UnknownBackendError,
     collect,
     on_reset,
 )
@@ -46,7 +43,7 @@ def _registrar(found: list[Entry[Any]], owner: PluginInfo) -> Callable[..., None
 
 @lru_cache(maxsize=1)
 def _plugin_detectors() -> Registry[DetectorFactory]:
-    return collect("register_detectors", "detector", _registrar)
+    return collect("register_detectors", "face detector", _registrar)
 
 
 on_reset(_plugin_detectors.cache_clear)
@@ -56,7 +53,7 @@ def detector_registry() -> Registry[DetectorFactory]:
     """Every detector: those of plugins, then those registered in this process."""
     plugins = _plugin_detectors()
     merged: Registry[DetectorFactory] = Registry(
-        "detector", dict(plugins.entries), dict(plugins.conflicts), list(plugins.plugins)
+        plugins.kind, dict(plugins.entries), dict(plugins.conflicts), list(plugins.plugins)
     )
     for entry in _local.values():
         merged.entries[entry.name] = entry
@@ -89,9 +86,5 @@ def get_detector(name: str = DEFAULT_DETECTOR, **options: object) -> FaceDetecto
     :class:`~faceshot_core.errors.MissingDependencyError` when the detector's packages or
     weights are missing.
     """
-    try:
-        entry = detector_registry().get(name)
-    except (UnknownBackendError, BackendConflictError) as exc:
-        raise FaceshotUserError(str(exc).replace("unknown detector", "unknown face detector")
-                                ) from None  # fmt: skip
+    entry = detector_registry().get(name)
     return entry.value(**options)
