@@ -47,9 +47,6 @@ class Runtime(BaseModel):
         """A numpy generator seeded with :attr:`seed`."""
         return np.random.default_rng(self.seed)
 
-    def with_seed(self, seed: int) -> Runtime:
-        return self.model_copy(update={"seed": int(seed)})
-
 
 class AnimationRequest(BaseModel):
     """Everything a loaded animator is given to animate one clip.

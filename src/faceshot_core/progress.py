@@ -67,10 +67,6 @@ class StageReporter:
         total = self.total if self.total is None else max(self.total, self.done)
         report(self.sink, self.stage, self.done, total, self.unit)
 
-    def start(self) -> None:
-        """Report ``0 of total`` (a bar appears before the first slow unit finishes)."""
-        report(self.sink, self.stage, self.done, self.total, self.unit)
-
 
 class ProgressDisplay:
     """A :data:`ProgressSink` drawing one rich bar per stage, created on the stage's first event.
