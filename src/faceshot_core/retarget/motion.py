@@ -15,15 +15,23 @@ frame on one core, against ~0.3 ms per frame for the plain per-point loop.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
 from faceshot_core.errors import InvalidLandmarksError
 from faceshot_core.landmarks import FaceLandmarks, ImageSize, LandmarkSequence, check_image_size
+from faceshot_core.retarget.constraints import sanitize_reference
 from faceshot_core.retarget.frames import as_points, unit
 from faceshot_core.retarget.gain import Static, local_steps, prepare
 from faceshot_core.retarget.runs import resolve_parts, tables
+from faceshot_core.retarget.shaping import (
+    MAX_STRENGTH,
+    Shaping,
+    prepare_shaping,
+    resolve_strength,
+    shape_block,
+)
 from faceshot_core.schema import JAW_ENDPOINTS, NUM_POINTS
 
 # Inputs whose magnitude exceeds 2**_RESCALE_EXP are scaled down (exactly) before the arithmetic.
@@ -35,10 +43,13 @@ PointsLike = np.ndarray | FaceLandmarks
 SequenceLike = np.ndarray | LandmarkSequence
 
 
-def _retarget_block(st: Static, zd: np.ndarray, global_motion: bool) -> np.ndarray:
+def _retarget_block(
+    st: Static, zd: np.ndarray, head_motion: float, shaping: Shaping | None
+) -> np.ndarray:
     """Retarget driving frames ``zd`` (complex ``[B, 68]``); complex ``[B, 68]`` result.
 
-    All motion is measured against driving frame 0 held in ``st``, so blocks are independent.
+    All motion is measured against driving frame 0 held in ``st``; only ``shaping`` carries
+    state from one block to the next (the widest driving openings so far).
     """
     t = st.t
     og_d = 0.5 * (zd[:, JAW_ENDPOINTS[0]] + zd[:, JAW_ENDPOINTS[1]])  # [B]
@@ -90,10 +101,15 @@ def _retarget_block(st: Static, zd: np.ndarray, global_motion: bool) -> np.ndarr
         y = np.empty_like(zd)
         y[:] = st.rest
 
-    if global_motion:
+    if shaping is not None:
+        y = shape_block(shaping, y, st.rest, zd)
+
+    if head_motion:
+        if head_motion != 1.0:  # scale the head turn's angle and the head shift
+            w_g = np.exp(1j * head_motion * np.angle(w_g))
         y *= w_g[:, None]
         og_d -= st.og_d0
-        og_d *= st.move_scale
+        og_d *= st.move_scale * head_motion
         og_d += st.og_r
         y += og_d[:, None]
     else:
@@ -112,37 +128,60 @@ def retarget_points(
     parts: Iterable[str] | str | None = None,
     global_motion: bool = True,
     head_translation: str = "face",
+    head_motion: float = 1.0,
+    strength: Mapping[str, float] | None = None,
+    anatomy: bool = True,
 ) -> np.ndarray:
     """Retarget the driving motion onto the reference; array in, float32 ``[M, 68, 2]`` out.
 
     ``reference`` is ``[68, 2]`` (or a :class:`FaceLandmarks`), ``driving`` ``[M, 68, 2]`` (or a
     :class:`LandmarkSequence`) with frame 0 the neutral pose.  ``parts`` (default: all five
     :data:`~faceshot_core.schema.PARTS`) selects the parts that follow the driving *local* motion;
-    the others only follow the head.  ``global_motion=False`` keeps the head still (expression
-    transfer only: the local motion is still measured relative to the driving head).
-    ``head_translation`` says how the driving head's shift carries over: ``"face"`` (default)
-    scales it by the ratio of the face sizes (reference face radius / driving face radius,
-    clipped to ``MAX_TRANSLATION_SCALE``), so a small face in a wide driving video moves a
-    large character face proportionally; ``"pixels"`` copies it unscaled, as the paper does
-    (it assumes both at 512x512 with faces of similar size, where the two agree).
+    the others only follow the head.
 
-    Output frame 0 equals the reference (as float32) exactly.  For any finite input the output is
-    finite and within :data:`~faceshot_core.retarget.gain.OFFSET_BOUND` reference face radii of
-    the moved face origin (see :mod:`faceshot_core.retarget.gain`).  Raises
-    :class:`InvalidLandmarksError` on wrong shapes, NaN/inf or unknown part names.
+    Head: ``head_motion`` scales the head's turn and shift (0 keeps the head still, 1 copies it;
+    ``global_motion=False`` is the same as 0; the local motion is still measured relative to the
+    driving head).  ``head_translation`` says how the driving head's shift carries over:
+    ``"face"`` (default) scales it by the ratio of the face sizes (reference face radius /
+    driving face radius, clipped to ``MAX_TRANSLATION_SCALE``), so a small face in a wide driving
+    video moves a large character face proportionally; ``"pixels"`` copies it unscaled, as the
+    paper does (it assumes both at 512x512 with faces of similar size, where the two agree).
 
-    Long sequences are processed in blocks of :data:`BLOCK_FRAMES` frames, each fully vectorised:
-    frames are independent given frame 0, and a block's temporaries fit in cache, which is about
-    twice as fast as one pass over 100,000 frames.
+    Expression: ``strength`` maps part names (or the aliases ``brows``, ``jaw``) to a factor on
+    that part's motion (default 1; 0 freezes the part, 1.5 exaggerates it).  With ``anatomy``
+    (the default) lids and lips follow the opening model of
+    :mod:`~faceshot_core.retarget.expression` and every frame satisfies the rules of
+    :mod:`faceshot_core.anatomy` (lips never cross, lids never invert, the chin stays below the
+    mouth, parts keep their order), whatever the reference and the driving clip; a reference that
+    breaks a rule itself is first repaired
+    (:func:`~faceshot_core.retarget.constraints.sanitize_reference`).  ``anatomy=False`` gives
+    the bare run motion (the paper's method made stable), for comparison.
+
+    Output frame 0 equals the (repaired) reference as float32 exactly.  For any finite input the
+    output is finite; with ``anatomy=False`` it lies within
+    :data:`~faceshot_core.retarget.gain.OFFSET_BOUND` reference face radii of the moved face
+    origin (see :mod:`faceshot_core.retarget.gain`), and the shaping moves points only within
+    the same bound's reach plus the part sizes.  Raises :class:`InvalidLandmarksError` on wrong
+    shapes, NaN/inf, unknown part names or strengths outside ``[0, 5]``.
+
+    Long sequences are processed in blocks of :data:`BLOCK_FRAMES` frames, each fully vectorised,
+    which keeps a block's temporaries in cache (about twice as fast as one pass over 100,000
+    frames).
     """
     selected = resolve_parts(parts)
+    strengths = resolve_strength(strength)
     if head_translation not in ("face", "pixels"):
         raise InvalidLandmarksError(
             f"head_translation must be 'face' or 'pixels', got {head_translation!r}"
         )
+    if not (math.isfinite(head_motion) and 0.0 <= head_motion <= MAX_STRENGTH):
+        raise InvalidLandmarksError(
+            f"head_motion must be between 0 and {MAX_STRENGTH:g}, got {head_motion!r}"
+        )
+    if not global_motion:
+        head_motion = 0.0
     ref, peak_r = as_points(reference, sequence=False, name="reference")
     dri, peak_d = as_points(driving, sequence=True, name="driving")
-    ref32 = np.clip(ref, -_F32_MAX, _F32_MAX).astype(np.float32)
 
     # Exact power-of-two rescale of absurdly large inputs, so nothing below can overflow.
     peak = max(peak_r, peak_d)
@@ -150,10 +189,14 @@ def retarget_points(
     if shift:
         ref = np.ldexp(ref, -shift)
         dri = np.ldexp(dri, -shift)
+    if anatomy:
+        ref = sanitize_reference(ref)
+    ref32 = np.clip(np.ldexp(ref, shift), -_F32_MAX, _F32_MAX).astype(np.float32)
 
     zr = np.ascontiguousarray(ref).view(np.complex128)[:, 0]  # [68]
     zd = np.ascontiguousarray(dri).view(np.complex128)[..., 0]  # [M, 68]
     st = prepare(zr, zd[0], tables(selected), head_translation)
+    shaping = prepare_shaping(zr, zd[0], selected, strengths) if anatomy else None
     # |output| <= ~3 peak + OFFSET_BOUND * 2 peak < 64 peak: saturate only when that can overflow
     # float32, and before undoing the rescale, which could otherwise overflow float64.
     saturate = shift > 0 or 64.0 * peak > _F32_MAX
@@ -161,7 +204,7 @@ def retarget_points(
 
     result = np.empty(dri.shape, dtype=np.float32)
     for start in range(0, len(zd), BLOCK_FRAMES):
-        block = _retarget_block(st, zd[start : start + BLOCK_FRAMES], global_motion)
+        block = _retarget_block(st, zd[start : start + BLOCK_FRAMES], head_motion, shaping)
         out = block.view(np.float64).reshape(len(block), NUM_POINTS, 2)
         if saturate:
             np.clip(out, -limit, limit, out=out)
@@ -179,6 +222,9 @@ def retarget(
     parts: Iterable[str] | str | None = None,
     global_motion: bool = True,
     head_translation: str = "face",
+    head_motion: float = 1.0,
+    strength: Mapping[str, float] | None = None,
+    anatomy: bool = True,
     image_size: ImageSize | None = None,
 ) -> LandmarkSequence:
     """Retarget ``driving`` onto ``reference`` and wrap the result as a :class:`LandmarkSequence`.
@@ -186,7 +232,7 @@ def retarget(
     The sequence lives in the reference's image (its ``image_size``; pass ``image_size`` when the
     reference is a bare array, else the driving sequence's size is used) and carries the driving
     ``fps`` and ``interpolated`` flags, since frame ``m`` still follows driving frame ``m``.  See
-    :func:`retarget_points` for ``parts``, ``global_motion`` and ``head_translation``.  Like every
+    :func:`retarget_points` for the other arguments.  Like every
     :class:`LandmarkSequence`, it refuses points far outside the image (for instance when the
     driving head moves a reference face placed near the border out of frame).
     """
@@ -206,6 +252,9 @@ def retarget(
         parts=parts,
         global_motion=global_motion,
         head_translation=head_translation,
+        head_motion=head_motion,
+        strength=strength,
+        anatomy=anatomy,
     )
     if isinstance(driving, LandmarkSequence):
         fps, flags, source = driving.fps, driving.flags, driving.source
