@@ -36,13 +36,6 @@ chin keeps its distance below the lower lip in proportion to the driving face's 
 nose lengths, which a mouth does not move), so an opening mouth takes the jaw down with it.
 
 Strength: each driving change is multiplied by the part's strength before the rule is applied.
-
-Proportions: a caricature's mouth can be as wide as its face.  Opening it by the human's
-opening-to-width ratio would pull the chin far below the face, so mouth changes are also
-multiplied by ``min(1, (H / W)_character / (H / W)_driving)``, ``H`` being the height from the
-nostrils to the chin: the mouth then opens as far, for the height of the lower face, as the
-driving mouth does.  Human and most cartoon faces have the driving face's proportions or a
-narrower mouth, and keep factor 1.
 """
 
 from __future__ import annotations
@@ -151,24 +144,15 @@ def _thickness(x: np.ndarray, y: np.ndarray, spec: PartSpec) -> np.ndarray:
     return np.concatenate([inner[:, :n_up] - outer[:, :n_up], outer[:, n_up:] - inner[:, n_up:]], 1)
 
 
-def _lower_face_ratio(x: np.ndarray, y: np.ndarray) -> float:
-    """Height from the nostrils (33) to the chin (8) over the mouth width, frame 0."""
-    _, _, width = corner_heights(x, y, (48, 54), _idx((33,)))
-    return float(np.abs(y[0, 8] - y[0, 33]) / width[0, 0])
-
-
 def prepare_parts(
     ref_x: np.ndarray, ref_y: np.ndarray, dri_x: np.ndarray, dri_y: np.ndarray,
     parts: tuple[str, ...], strength: dict[str, float],
 ) -> list[PartModel]:  # fmt: skip
     """One :class:`PartModel` per modelled part among ``parts``, from face-frame ``[1, 68]``."""
     models = []
-    mouth_scale = _lower_face_ratio(ref_x, ref_y) / max(_lower_face_ratio(dri_x, dri_y), 1e-3)
-    mouth_scale = float(np.clip(mouth_scale, 0.25, 1.0))
     for spec in SPECS:
         if spec.part not in parts:
             continue
-        scale = mouth_scale if spec.part == "mouth" else 1.0
         pairs = _idx(spec.upper + spec.lower)
         k = len(spec.upper)
         char, _, _ = corner_heights(ref_x, ref_y, spec.corners, pairs)
@@ -176,7 +160,7 @@ def prepare_parts(
         models.append(
             PartModel(
                 spec,
-                strength.get(spec.part, 1.0) * scale,
+                strength.get(spec.part, 1.0),
                 char[0, :k],
                 char[0, k:],
                 drive[0, :k],
