@@ -4,9 +4,14 @@ Start with :func:`detect_driving_landmarks`::
 
     from faceshot_core.detection import detect_driving_landmarks
 
-    seq = detect_driving_landmarks("driving.mp4", smoothing="one_euro", progress="rich")
-    seq.points      # [M, 68, 2] float32, the video's pixel coordinates
+    seq = detect_driving_landmarks("driving.mp4", progress="rich")
+    seq.points      # [M, 68, 2] float32, the video's pixel coordinates (smoothed by default)
     seq.flags       # True where no face was found and the frame was interpolated
+
+    raw = detect_driving_landmarks("duet.mp4", smoothing=None, face=1)  # unsmoothed, 2nd face
+
+How steady a sequence is (jitter, and the depth of blinks and mouth openings that smoothing
+keeps) is measured by :mod:`faceshot_core.detection.stability`.
 
 Detectors: ``'dlib'`` (default; offline, CPU) and ``'fan'`` (the paper's facexlib RetinaFace +
 AWing FAN; ``pip install 'faceshot[fan]'`` and its weights), both behind the
@@ -17,6 +22,7 @@ Importing this package does not import dlib or torch; detectors load on first us
 """
 
 from faceshot_core.detection.base import Box, FaceDetector
+from faceshot_core.detection.choice import FaceChoice, FaceChoiceError, parse_face_choice
 from faceshot_core.detection.dlib_detector import DlibDetector
 from faceshot_core.detection.driving import cache_path, detect_driving_landmarks
 from faceshot_core.detection.fan_detector import FanDetector, wflw98_to_ibug68
@@ -28,6 +34,7 @@ from faceshot_core.detection.registry import (
     register_detector,
 )
 from faceshot_core.detection.smoothing import (
+    DEFAULT_SMOOTHING,
     OneEuroFilter,
     OneEuroParams,
     smooth_points,
@@ -36,8 +43,11 @@ from faceshot_core.detection.smoothing import (
 from faceshot_core.detection.tracking import FaceTracker, TrackerStats
 
 __all__ = [
+    "DEFAULT_SMOOTHING",
     "Box",
     "DlibDetector",
+    "FaceChoice",
+    "FaceChoiceError",
     "FaceDetector",
     "FaceTracker",
     "FanDetector",
@@ -50,6 +60,7 @@ __all__ = [
     "detector_registry",
     "fill_gaps",
     "get_detector",
+    "parse_face_choice",
     "register_detector",
     "smooth_points",
     "smooth_sequence",

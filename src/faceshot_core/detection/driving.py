@@ -1,18 +1,19 @@
 """Driving landmarks for a whole video, with an opt-in cache: pipeline step 1.
 
 :func:`detect_driving_landmarks` streams the video (one frame in memory at a time), follows one
-face with :class:`~faceshot_core.detection.tracking.FaceTracker`, fills and flags frames without
-a face (:mod:`~faceshot_core.detection.gaps`), optionally smooths
-(:mod:`~faceshot_core.detection.smoothing`), and returns a
+face with :class:`~faceshot_core.detection.tracking.FaceTracker` (which one, when there are
+several: ``face=``, :mod:`~faceshot_core.detection.choice`), fills and flags frames without
+a face (:mod:`~faceshot_core.detection.gaps`), smooths (:mod:`~faceshot_core.detection.smoothing`;
+on by default, ``smoothing=None`` for the raw detections), and returns a
 :class:`~faceshot_core.landmarks.LandmarkSequence` in the video's pixel coordinates, at its fps.
 
 Reuse (LivePortrait calls these motion templates): with ``cache_dir=`` the detection result is
 stored there as ``<video stem>.<key>.npz`` and read back on the next call with the same video
 *content* (SHA-256 of the file, so renaming or touching the file does not matter, re-encoding
-does), detector and detector settings.  Nothing is written unless ``cache_dir`` is given, and
-never next to the video unless that is the folder you name.  The cache holds the unsmoothed
-detections; smoothing is re-applied on load (it takes milliseconds), so changing smoothing
-parameters reuses the cache.  Any sequence can also be saved explicitly with
+does), detector, detector settings and face choice.  Nothing is written unless ``cache_dir`` is
+given, and never next to the video unless that is the folder you name.  The cache holds the
+unsmoothed detections; smoothing is re-applied on load (it takes milliseconds), so changing
+smoothing parameters reuses the cache.  Any sequence can also be saved explicitly with
 :func:`faceshot_core.landmark_files.save_landmarks`.
 """
 
@@ -29,9 +30,15 @@ from typing import Literal
 import numpy as np
 
 from faceshot_core.detection.base import FaceDetector
+from faceshot_core.detection.choice import FaceChoice, check_face_choice, face_choice_key
 from faceshot_core.detection.gaps import fill_gaps
 from faceshot_core.detection.registry import get_detector
-from faceshot_core.detection.smoothing import SmoothingSpec, resolve_smoothing, smooth_sequence
+from faceshot_core.detection.smoothing import (
+    DEFAULT_SMOOTHING,
+    SmoothingSpec,
+    resolve_smoothing,
+    smooth_sequence,
+)
 from faceshot_core.detection.tracking import FaceTracker
 from faceshot_core.errors import FaceshotError
 from faceshot_core.landmark_files import load_sequence, save_landmarks
@@ -40,7 +47,8 @@ from faceshot_core.progress import ProgressSink, progress_display, report
 from faceshot_core.video import iter_frames, probe_video
 
 #: Bump when the detection code changes what it returns, to invalidate old cache entries.
-CACHE_VERSION = 1
+#: 2: the tracker holds its box (steady_band), dlib averages an ensemble of fits.
+CACHE_VERSION = 2
 
 ProgressSpec = None | bool | Literal["rich"] | ProgressSink
 
@@ -61,11 +69,12 @@ def cache_path(
     *,
     track: bool = True,
     redetect_every: int | None = None,
+    face: FaceChoice = "auto",
 ) -> Path:
     """Where :func:`detect_driving_landmarks` keeps the result for these inputs."""
     settings = (
         f"v{CACHE_VERSION}|{file_digest(video_path)}|{detector.cache_key()}|"
-        f"track={track}|redetect={redetect_every}"
+        f"track={track}|redetect={redetect_every}|face={face_choice_key(check_face_choice(face))}"
     )
     key = hashlib.sha256(settings.encode()).hexdigest()[:20]
     return Path(cache_dir) / f"{Path(video_path).stem}.{key}.npz"
@@ -76,10 +85,11 @@ def detect_driving_landmarks(
     *,
     detector: FaceDetector | str | None = None,
     track: bool = True,
-    smoothing: SmoothingSpec = None,
+    smoothing: SmoothingSpec = DEFAULT_SMOOTHING,
     progress: ProgressSpec = None,
     cache_dir: str | os.PathLike[str] | None = None,
     redetect_every: int | None = None,
+    face: FaceChoice = "auto",
 ) -> LandmarkSequence:
     """68-point landmarks of the driving face in every frame of ``video_path``.
 
@@ -87,34 +97,46 @@ def detect_driving_landmarks(
         detector: a :class:`~faceshot_core.detection.base.FaceDetector`, a registered name
             (``'dlib'``, ``'fan'``), or ``None`` for the offline default (dlib).
         track: follow the face from frame to frame (fast); ``False`` detects on every frame.
-        smoothing: ``None`` (off), ``'one_euro'`` (defaults), or One-Euro parameters
+        smoothing: ``'one_euro'`` (default; the tuned
+            :class:`~faceshot_core.detection.smoothing.OneEuroParams`, zero-lag: jitter down to
+            about a quarter, blinks and mouth openings kept; ``True`` means the same), ``None``
+            or ``False`` (off: the raw detections), or One-Euro parameters
             (:class:`~faceshot_core.detection.smoothing.OneEuroParams` or a dict).
         progress: ``None``/``False`` (silent), ``True``/``'rich'`` (a rich progress bar on
             stderr), or a :data:`~faceshot_core.progress.ProgressSink` that receives
             ``ProgressEvent("detecting", done, total)`` after each frame.
         cache_dir: opt-in cache folder (created if needed); see the module docstring.
         redetect_every: also search the whole frame every N frames when tracking.
+        face: which face to follow when the video shows several: ``'auto'`` (default: large
+            and central), ``'largest'``, an index counted from 0 left to right among the faces
+            of the first frame with any face, or a point ``(x, y)`` in video pixels (the face
+            containing or nearest it); see :mod:`~faceshot_core.detection.choice`.
 
     Returns a sequence with ``image_size`` = the video's size, ``fps`` = its frame rate and
     ``interpolated`` flags on frames where no face was found (filled from their neighbours).
-    Raises :class:`~faceshot_core.errors.NoFaceError` when no frame has a face and
-    :class:`~faceshot_core.errors.MediaError` for an unreadable video.
+    Raises :class:`~faceshot_core.errors.NoFaceError` when no frame has a face,
+    :class:`~faceshot_core.errors.MediaError` for an unreadable video and
+    :class:`~faceshot_core.detection.choice.FaceChoiceError` for an invalid ``face`` or an
+    index beyond the faces found.
     """
-    info = probe_video(video_path)
+    face = check_face_choice(face)
     params = resolve_smoothing(smoothing)
+    info = probe_video(video_path)
     det = _resolve_detector(detector)
     source = str(info.path)
 
     cached: Path | None = None
     if cache_dir is not None:
-        cached = cache_path(info.path, cache_dir, det, track=track, redetect_every=redetect_every)
+        cached = cache_path(
+            info.path, cache_dir, det, track=track, redetect_every=redetect_every, face=face
+        )
         hit = _read_cache(cached, info.size)
         if hit is not None:
             if callable(progress) and not isinstance(progress, bool):
                 report(progress, "detecting", len(hit), len(hit))
             return smooth_sequence(hit, params) if params else hit
 
-    tracker = FaceTracker(det, track=track, redetect_every=redetect_every)
+    tracker = FaceTracker(det, track=track, redetect_every=redetect_every, face=face)
     results: list[np.ndarray | None] = []
     with _progress(progress, info.frame_count, info.path.name) as step:
         for frame in iter_frames(info.path):

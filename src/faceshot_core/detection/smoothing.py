@@ -1,4 +1,4 @@
-"""Optional temporal smoothing of landmark sequences: the One-Euro filter.
+"""Temporal smoothing of landmark sequences (on by default for driving videos): One-Euro.
 
 Per-frame landmarks jitter by a fraction of a pixel to a pixel, which an animator turns into a
 shimmering face.  A fixed low-pass filter would remove the jitter but also flatten exactly the
@@ -7,7 +7,7 @@ The One-Euro filter (Casiez, Roussel & Vogel, CHI 2012) is a low-pass filter who
 with the speed of the signal: still points are smoothed hard (``min_cutoff``), fast ones are let
 through almost unfiltered (``beta`` sets how quickly the cutoff rises with speed).
 
-Two adaptations for landmarks:
+Three adaptations for landmarks:
 
 * The filter runs on all 68x2 coordinates at once (NumPy arrays, no per-point loop), and the
   speed that sets the cutoff is the 2-D speed of each *point*, so x and y of a point are treated
@@ -22,10 +22,18 @@ Two adaptations for landmarks:
   averaged: their lags have opposite signs and cancel.  :class:`OneEuroFilter` itself stays
   causal, for streaming use.
 
-Measured (``tests/test_detection.py``, 25 fps, 0.6 px jitter on a 60 px inter-ocular face): the
-defaults keep at least 85 % of the depth of a 4-frame blink, cut the jitter of a still face by
-about half, and on a moving synthetic face lower the error against the truth (0.87 -> 0.76 px),
-where the causal filter alone raises it (to 1.1 px) by lagging.
+Tuned on the shared driving videos (``benchmarks/bench_detection.py``, measures in
+:mod:`~faceshot_core.detection.stability`): with the default detector (dlib, 8-fit ensemble:
+0.47 % of the inter-ocular distance of jitter per frame unsmoothed) the defaults bring the
+jitter to about 0.27 % and keep at least 95 % of the depth of every blink and 99 % of every mouth
+opening.  ``beta`` is high because the jitter left after the ensemble is small and a blink is
+fast: a lower ``beta`` smooths more but flattens blinks first (``beta=12``, the first default:
+0.16 % jitter but only 86 % of one blink's depth kept), and ``min_cutoff`` barely matters once
+``beta`` is this high.  On a synthetic moving face the zero-lag filter stays as close to the
+truth as the raw detections, where the causal filter alone trails the motion.
+
+Smoothing is on by default in :func:`~faceshot_core.detection.driving.detect_driving_landmarks`
+(``smoothing="one_euro"``); ``None`` or ``False`` turns it off.
 """
 
 from __future__ import annotations
@@ -38,8 +46,6 @@ import numpy as np
 
 from faceshot_core.landmarks import DEFAULT_FPS, LandmarkSequence
 from faceshot_core.schema import LEFT_EYE_OUTER_CORNER, RIGHT_EYE_OUTER_CORNER
-
-#: Frame rate assumed when a sequence does not record one.
 
 
 @dataclass(frozen=True)
@@ -54,7 +60,7 @@ class OneEuroParams:
     """
 
     min_cutoff: float = 1.0
-    beta: float = 12.0
+    beta: float = 60.0
     d_cutoff: float = 4.0
     zero_lag: bool = True
 
@@ -72,17 +78,30 @@ class OneEuroParams:
         )
 
 
-SmoothingSpec = None | str | OneEuroParams | Mapping[str, float | bool]
+SmoothingSpec = None | bool | str | OneEuroParams | Mapping[str, float | bool]
+
+#: The smoothing :func:`~faceshot_core.detection.driving.detect_driving_landmarks` applies
+#: unless told otherwise.
+DEFAULT_SMOOTHING: SmoothingSpec = "one_euro"
 
 
 def resolve_smoothing(spec: SmoothingSpec) -> OneEuroParams | None:
-    """``None`` -> no smoothing; ``'one_euro'`` -> defaults; a mapping -> those parameters."""
-    if spec is None or isinstance(spec, OneEuroParams):
-        return spec
+    """What a smoothing setting means: the One-Euro parameters to apply, or ``None`` (off).
+
+    ``None``, ``False`` or ``'none'`` -> off; ``True`` or ``'one_euro'`` -> the tuned defaults
+    (:class:`OneEuroParams`); a mapping -> those parameters over the defaults.
+    """
+    if spec is None or spec is False or isinstance(spec, OneEuroParams):
+        return spec or None
+    if spec is True:
+        return OneEuroParams()
     if isinstance(spec, str):
-        if spec.replace("-", "_").lower() in ("one_euro", "oneeuro", "1euro"):
+        name = spec.replace("-", "_").lower()
+        if name in ("one_euro", "oneeuro", "1euro"):
             return OneEuroParams()
-        raise ValueError(f"unknown smoothing {spec!r}; use None, 'one_euro' or OneEuroParams")
+        if name in ("none", "off"):
+            return None
+        raise ValueError(f"unknown smoothing {spec!r}; use 'one_euro', None or OneEuroParams")
     if isinstance(spec, Mapping):
         known = set(asdict(OneEuroParams()))
         unknown = set(spec) - known
@@ -92,7 +111,9 @@ def resolve_smoothing(spec: SmoothingSpec) -> OneEuroParams | None:
             )
         values = {k: bool(v) if k == "zero_lag" else float(v) for k, v in spec.items()}
         return OneEuroParams(**values)  # type: ignore[arg-type]
-    raise TypeError(f"smoothing must be None, 'one_euro', OneEuroParams or a dict, got {spec!r}")
+    raise TypeError(
+        f"smoothing must be None, a bool, 'one_euro', OneEuroParams or a dict, got {spec!r}"
+    )
 
 
 def _alpha(cutoff: np.ndarray | float, period: float) -> np.ndarray | float:
