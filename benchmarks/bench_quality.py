@@ -17,8 +17,10 @@ bare run motion (``anatomy=False``, the paper's method made stable):
 * ``mouth r`` / ``eyes r``: Pearson correlation of the character's mouth (eye) opening, as a
   fraction of the part's width, with the driving face's;
 * ``blink``: for every driving blink (eye opening below 75 % of its level in the 21 frames
-  around it), the character's closure (1 - opening / the same level) over the driving
-  face's; the worst blink is shown (1.0 = closes exactly as far, target >= 0.8);
+  around it), the character's closure (1 - opening / its level) over the driving face's; the
+  worst blink is shown (1.0 = closes exactly as far, target >= 0.8).  The driving closure
+  counts the detector's closed level (:data:`~faceshot_core.retarget.expression.EYE_CLOSED_LEVEL`
+  of the eye width: dlib never brings the lids of a shut eye together) as shut;
 * ``drift``: on the static clip, the largest distance of any point from its frame-0 position;
 * ``jitter``: median over frames of the mean second difference of the points, as a fraction
   of the character's inter-ocular distance.
@@ -44,6 +46,7 @@ from faceshot_backends.warp_engine import LandmarkWarper
 from faceshot_core.anatomy import openings, violations
 from faceshot_core.landmark_files import load_face
 from faceshot_core.retarget import retarget_points
+from faceshot_core.retarget.expression import EYE_CLOSED_LEVEL
 from faceshot_core.sample_data import chelsea, chelsea_landmarks
 from faceshot_core.video import iter_frames, write_video
 
@@ -106,7 +109,8 @@ def blink_completion(driving: np.ndarray, character: np.ndarray) -> float:
         level = float(d[lo:hi].max())
         if level <= 0 or d[m] > 0.75 * level or d[m] > d[lo:hi].min():
             continue  # not the deepest point of a blink
-        closure_d = 1.0 - d[m] / level
+        floor = EYE_CLOSED_LEVEL if level >= 2 * EYE_CLOSED_LEVEL else 0.0
+        closure_d = 1.0 - max(d[m] - floor, 0.0) / (level - floor)
         level_c = float(c[lo:hi].max())
         closure_c = 1.0 - c[m] / level_c if level_c > 0 else 0.0
         ratio = closure_c / closure_d

@@ -100,7 +100,7 @@ def main() -> None:
     )
     header = (
         f"{'frames':>8} | {'vectorised':>11} | {'per frame':>11} | {'loop':>12} | "
-        f"{'speed-up':>9} | {'max |diff| px':>13}"
+        f"{'speed-up':>9} | {'max |diff| px':>13} | {'+ anatomy':>11} | {'per frame':>11}"
     )
     print(header)
     print("-" * len(header))
@@ -108,11 +108,14 @@ def main() -> None:
     for m in FRAME_COUNTS:
         dri = clip[:m]
         vec_repeats = 200 if m <= 100 else (20 if m <= 1_000 else 5)
-        t_vec = best_of(lambda dri=dri: retarget_points(reference, dri), vec_repeats)
+        t_vec = best_of(
+            lambda dri=dri: retarget_points(reference, dri, anatomy=False), vec_repeats
+        )
+        t_full = best_of(lambda dri=dri: retarget_points(reference, dri), vec_repeats)
         note = " "
         if m <= LOOP_MAX_FRAMES:
             t_loop = best_of(lambda dri=dri: retarget_loop(reference, dri), 5 if m < 1_000 else 3)
-            gap = retarget_points(reference, dri) - retarget_loop(reference, dri)
+            gap = retarget_points(reference, dri, anatomy=False) - retarget_loop(reference, dri)
             diff = float(np.abs(gap).max())
             diff_s = f"{diff:13.2e}"
             loop_per_frame = t_loop / m
@@ -123,7 +126,8 @@ def main() -> None:
             note = "*"
         print(
             f"{m:>8,} | {fmt_time(t_vec):>11} | {fmt_time(t_vec / m):>11} | "
-            f"{fmt_time(t_loop) + note:>12} | {t_loop / t_vec:8.0f}x | {diff_s}"
+            f"{fmt_time(t_loop) + note:>12} | {t_loop / t_vec:8.0f}x | {diff_s} | "
+            f"{fmt_time(t_full):>11} | {fmt_time(t_full / m):>11}"
         )
     print(
         f"* extrapolated: {LOOP_MAX_FRAMES:,}-frame loop time per frame x frames "

@@ -46,6 +46,7 @@ ULP_TOL = 2.5e-4
 PX_TOL = 1e-3
 FACE = mean_face(512)
 ALL_PARTS = list(PARTS)
+NOT_LIDS = [i for i in range(68) if i not in (37, 38, 40, 41, 43, 44, 46, 47)]
 
 fast = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -137,11 +138,13 @@ def test_oracle_agrees_on_collapsed_runs() -> None:
 @fast
 @given(dri=driving_clips())
 def test_reference_equal_to_driving_frame0_reproduces_driving(dri: np.ndarray) -> None:
-    """Exactly, on every frame the driving face draws validly (noise can cross its closed lips,
-    which the character does not copy), and always without the anatomy step."""
+    """Exactly without the anatomy step; with it, on every frame the driving face draws validly
+    (noise can cross its closed lips, which the character does not copy), lids aside (a
+    closing driving eye is read with the detector's closed level, see test_retarget_anatomy)."""
     valid = ~violations(dri).any(-1)
     got = retarget_points(dri[0], dri)
-    np.testing.assert_allclose(got[valid], dri[valid], rtol=0, atol=PX_TOL)
+    np.testing.assert_allclose(got[valid][:, NOT_LIDS], dri[valid][:, NOT_LIDS], rtol=0,
+                               atol=PX_TOL)  # fmt: skip
     bare = retarget_points(dri[0], dri, anatomy=False)
     np.testing.assert_allclose(bare, dri, rtol=0, atol=PX_TOL)
 
@@ -168,7 +171,8 @@ def test_scaled_copy_gets_exactly_scaled_expression(
         anchor = face_origin(ref) + k * head_shift
         want = anchor[:, None, :] + scale * (dri - face_origin(dri)[:, None, :])
         out = retarget_points(ref, dri, head_translation=mode)
-        np.testing.assert_allclose(out[valid], want[valid], rtol=0, atol=PX_TOL)
+        np.testing.assert_allclose(out[valid][:, NOT_LIDS], want[valid][:, NOT_LIDS], rtol=0,
+                                   atol=PX_TOL)  # fmt: skip
         bare = retarget_points(ref, dri, head_translation=mode, anatomy=False)
         np.testing.assert_allclose(bare, want, rtol=0, atol=PX_TOL)
 

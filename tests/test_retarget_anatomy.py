@@ -18,6 +18,7 @@ from faceshot_core.anatomy import (
 from faceshot_core.errors import InvalidLandmarksError
 from faceshot_core.retarget import retarget_points
 from faceshot_core.retarget.constraints import sanitize_reference
+from faceshot_core.retarget.expression import EYE_CLOSED_LEVEL
 from faceshot_core.schema import EYES, MOUTH
 from faceshot_core.synthetic_faces import (
     face_down,
@@ -119,11 +120,17 @@ def test_full_blink_closes_any_eye(eye_height: float) -> None:
     assert out.right_eye[2] == pytest.approx(rest.right_eye, rel=1e-3)  # and opens again
 
 
-def test_half_blink_half_closes_a_narrow_eye() -> None:
+@pytest.mark.parametrize("fraction", [0.25, 0.5, 0.75])
+def test_partial_blink_closes_a_narrow_eye_by_the_same_fraction(fraction: float) -> None:
+    """The same fraction of the driving eye's opening above the detector's closed level."""
     ref = scale_points(FACE, EYES, 1.0, 0.4)
-    half = 0.5 * (FACE + with_eyes_closed(FACE))
-    out = openings(retarget_points(ref, np.stack([FACE, half])))
-    assert out.right_eye[1] / openings(ref).right_eye == pytest.approx(0.5, abs=0.02)
+    partly = FACE + fraction * (with_eyes_closed(FACE) - FACE)
+    out = openings(retarget_points(ref, np.stack([FACE, partly])))
+    g0 = openings(FACE).right_eye_ratio[()] * 1.0  # lid gap / eye width, at rest
+    pair = 2 * np.sqrt(1 - 1 / 9) * 0.016 / 0.11  # each lid pair's gap / width (mean face)
+    want = max(pair * (1 - fraction) - EYE_CLOSED_LEVEL, 0) / (pair - EYE_CLOSED_LEVEL)
+    assert g0 == pytest.approx(pair, rel=1e-6)
+    assert out.right_eye[1] / openings(ref).right_eye == pytest.approx(want, abs=0.01)
 
 
 def test_open_reference_mouth_closes_after_the_driving_mouth_opens_and_closes() -> None:

@@ -31,13 +31,27 @@ The paper's Eq. 6 divides by ``p0`` and can explode or reverse a motion; here it
 bounded gain that agrees with it on real faces, so for every finite input the output is finite
 and within a fixed number of face radii of the moved face origin.
 
-One module per job, imported one way (frames, runs <- gain <- motion):
+4. **Shaping** (on by default, ``anatomy=True``): part strengths scale each part's motion; the
+   lids and lips take their heights from an opening model in the character's own proportions
+   (a full blink closes any eye, an opening mouth opens by the character's mouth size and takes
+   the chin with it, an open reference mouth closes once the driving mouth has opened and
+   closed); then every frame is projected onto the rules of :mod:`faceshot_core.anatomy`, so
+   lips never cross, lids never invert, the chin stays below the mouth and parts keep their
+   order, for any reference and driving clip.  The head motion (step 1) can be scaled
+   (``head_motion``, 0 keeps the head still).
+
+One module per job, imported one way (frames, runs <- gain, expression, constraints <- shaping
+<- motion):
 
 * :mod:`.frames` - points as complex numbers, input checks, unit axes and the size floors that
   keep degenerate input finite;
 * :mod:`.runs` - the selected parts' runs as flat "slots", and the points two runs share;
 * :mod:`.gain` - the stable gain rule (stability by construction, why direction matters, the
   output bound) and everything fixed by the reference and driving frame 0;
+* :mod:`.expression` - the opening model of lids and lips, and the chin below the lower lip;
+* :mod:`.constraints` - the projection onto the anatomical rules, and the repair of a reference
+  that breaks them (swapped lip or lid annotations);
+* :mod:`.shaping` - strengths, the opening model and the projection, per block of frames;
 * :mod:`.motion` - :func:`retarget_points` and :func:`retarget`: the per-frame motion, in
   blocks of frames.
 """
@@ -58,19 +72,23 @@ from faceshot_core.retarget.motion import (
     retarget_points,
 )
 from faceshot_core.retarget.runs import resolve_parts
+from faceshot_core.retarget.shaping import MAX_STRENGTH, PART_ALIASES, resolve_strength
 
 __all__ = [
     "BLOCK_FRAMES",
     "GAIN_EPS",
     "MAX_PART_SHIFT",
     "MAX_POINT_STEP",
+    "MAX_STRENGTH",
     "MAX_TRANSLATION_SCALE",
     "MIN_RUN_FRACTION",
     "MIN_SIZE",
     "OFFSET_BOUND",
+    "PART_ALIASES",
     "PointsLike",
     "SequenceLike",
     "resolve_parts",
+    "resolve_strength",
     "retarget",
     "retarget_points",
 ]

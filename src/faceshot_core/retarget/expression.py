@@ -35,12 +35,19 @@ driving thickness change, never below zero), so the inner lips stay between the 
 chin keeps its distance below the lower lip in proportion to the driving face's (measured in
 nose lengths, which a mouth does not move), so an opening mouth takes the jaw down with it.
 
+Closed eyes: detectors never put the lids of a shut eye together (dlib reads an opening of
+about 0.1 of the eye width on a closed human eye).  So when a driving eye closes from its
+frame-0 opening ``g0``, its gap is read as ``g0 (g - L) / (g0 - L)`` with ``L`` =
+:data:`EYE_CLOSED_LEVEL`: a detected closed eye is a closed eye, and the character's blink
+completes.  Opening wider than at frame 0 is not stretched; an eye that starts below ``2 L``
+(already squinting) is not stretched at all.
+
 Strength: each driving change is multiplied by the part's strength before the rule is applied.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -50,6 +57,11 @@ from faceshot_core.retarget.frames import MIN_SIZE
 MOUTH_CAP = 1.0
 #: Largest opening beyond the reference's, in eye widths.
 EYE_CAP = 0.6
+#: Eye opening (lid gap / eye width) at which a *detected* eye is shut.  Landmark detectors
+#: never bring the lids together: on the driving videos in ``../shared/data`` dlib reads 0.08
+#: and 0.14 on eyes that are visibly closed.  Driving eye closing is stretched so that this
+#: level means closed (see the module docstring).
+EYE_CLOSED_LEVEL = 0.13
 #: A driving opening below this (in part widths) is "never really opened": see the rule.
 FLOOR = 0.1
 #: Largest driving height change taken into account, in part widths.
@@ -69,6 +81,7 @@ class PartSpec:
     upper: tuple[int, ...]
     lower: tuple[int, ...]
     cap: float
+    closed_level: float = 0.0
     # Outer lip points and, for each, the two inner points whose mean it lies over / under.
     outer_upper: tuple[int, ...] = ()
     upper_src: tuple[tuple[int, int], ...] = ()
@@ -77,142 +90,172 @@ class PartSpec:
 
 
 SPECS = (
-    PartSpec("eyes", (36, 39), (37, 38), (41, 40), EYE_CAP),
-    PartSpec("eyes", (42, 45), (43, 44), (47, 46), EYE_CAP),
+    PartSpec("eyes", (36, 39), (37, 38), (41, 40), EYE_CAP, EYE_CLOSED_LEVEL),
+    PartSpec("eyes", (42, 45), (43, 44), (47, 46), EYE_CAP, EYE_CLOSED_LEVEL),
     PartSpec(
-        "mouth", (48, 54), (61, 62, 63), (67, 66, 65), MOUTH_CAP,
+        "mouth", (48, 54), (61, 62, 63), (67, 66, 65), MOUTH_CAP, 0.0,
         (49, 50, 51, 52, 53), ((60, 61), (61, 61), (62, 62), (63, 63), (63, 64)),
         (59, 58, 57, 56, 55), ((60, 67), (67, 67), (66, 66), (65, 65), (65, 64)),
     ),
 )  # fmt: skip
 
 
-def corner_heights(
-    x: np.ndarray, y: np.ndarray, corners: tuple[int, int], idx: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Heights of points ``idx`` above/below the corner line, in corner distances.
+@dataclass(frozen=True)
+class Points:
+    """A flat list of points, each with the two corners its height is measured from."""
 
-    ``x``, ``y``: face-frame ``[B, 68]``.  Returns ``(heights [B, n], line [B, n], width [B, 1])``:
-    ``y[:, idx] = line + heights * width``.  The line is read at each point's ``x`` (clamped to
-    half a width beyond the corners), the width is floored, so degenerate parts stay finite.
+    index: np.ndarray  # [N]
+    corner_a: np.ndarray  # [N]
+    corner_b: np.ndarray  # [N]
+
+    @classmethod
+    def of(cls, groups: list[tuple[tuple[int, ...], tuple[int, int]]]) -> Points:
+        index = [i for points, _ in groups for i in points]
+        a = [c[0] for points, c in groups for _ in points]
+        b = [c[1] for points, c in groups for _ in points]
+        return cls(*(np.asarray(v, dtype=np.intp) for v in (index, a, b)))
+
+
+def corner_heights(
+    x: np.ndarray, y: np.ndarray, pts: Points
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Heights of the points above/below their corner line, in corner distances.
+
+    ``x``, ``y``: face-frame ``[B, 68]``.  Returns ``(heights [B, N], line [B, N], width [B, N])``
+    with ``y[:, index] = line + heights * width``.  The line is read at each point's ``x``
+    (clamped to half a width beyond the corners), the width is floored, so degenerate parts stay
+    finite.
     """
-    a, b = corners
-    dx = x[:, b : b + 1] - x[:, a : a + 1]
-    dy = y[:, b : b + 1] - y[:, a : a + 1]
+    xa, ya = x[:, pts.corner_a], y[:, pts.corner_a]
+    dx = x[:, pts.corner_b] - xa
+    dy = y[:, pts.corner_b] - ya
     width = np.maximum(np.hypot(dx, dy), MIN_SIZE)
     safe_dx = np.where(np.abs(dx) > 1e-6 * width, dx, 1e-6 * width)
-    t = np.clip((x[:, idx] - x[:, a : a + 1]) / safe_dx, -0.5, 1.5)
-    line = y[:, a : a + 1] + t * dy
-    return (y[:, idx] - line) / width, line, width
+    t = np.clip((x[:, pts.index] - xa) / safe_dx, -0.5, 1.5)
+    line = ya + t * dy
+    return (y[:, pts.index] - line) / width, line, width
 
 
 @dataclass
-class PartModel:
-    """What one part needs across frames: the rest state and the widest driving opening so far."""
+class Openings:
+    """All modelled pairs of the selected parts, flat, with what they need across frames.
 
-    spec: PartSpec
-    strength: float
-    char_upper: np.ndarray  # [K] character rest heights (corner distances)
-    char_lower: np.ndarray
-    drive_upper: np.ndarray  # [K] driving heights at frame 0
-    drive_lower: np.ndarray
-    thick_char: np.ndarray  # [J_up + J_low] character outer-lip thickness at rest
-    thick_drive: np.ndarray  # [J_up + J_low] driving thickness at frame 0
-    peak: np.ndarray = field(init=False)  # [K] widest driving gap so far
+    Points are laid out as one :class:`Points` list so that each frame block needs only two
+    height computations (driving and character): ``K`` upper points, their ``K`` lower points,
+    then (mouth) ``J`` outer-lip points and, for each, the two inner points it lies over or
+    under (``2 J``, interleaved).
+    """
 
-    def __post_init__(self) -> None:
-        self.peak = self.rest_gap_drive.copy()
+    points: Points  # [2 K + 3 J]
+    k: int
+    j: int
+    strength: np.ndarray  # [K]
+    cap: np.ndarray  # [K]
+    stretch: np.ndarray  # [K] factor on closing motion (detected closed level -> closed)
+    layer_sign: np.ndarray  # [J] -1 above the inner lip (upper lip), +1 below it
+    layer_strength: np.ndarray  # [J]
+    inner_source: np.ndarray  # [2 J] where each inner point's height is, in (new U, new L, old)
+    char: np.ndarray  # [2 K + 3 J] character rest heights (corner distances)
+    drive: np.ndarray  # [2 K + 3 J] driving heights at frame 0
+    peak: np.ndarray  # [K] widest driving gap so far (carried from block to block)
 
-    @property
-    def rest_gap_drive(self) -> np.ndarray:
-        return np.maximum(self.drive_lower - self.drive_upper, 0.0)
-
-
-def _idx(values: tuple[int, ...]) -> np.ndarray:
-    return np.asarray(values, dtype=np.intp)
-
-
-def _thickness(x: np.ndarray, y: np.ndarray, spec: PartSpec) -> np.ndarray:
-    """Outer-lip thickness over/under the inner lips, in corner distances, ``[B, J_up + J_low]``."""
-    if not spec.outer_upper:
-        return np.zeros((len(x), 0))
-    src = _idx(tuple(i for pair in spec.upper_src + spec.lower_src for i in pair))
-    inner, _, _ = corner_heights(x, y, spec.corners, src)
-    inner = 0.5 * (inner[:, 0::2] + inner[:, 1::2])
-    outer, _, _ = corner_heights(x, y, spec.corners, _idx(spec.outer_upper + spec.outer_lower))
-    n_up = len(spec.outer_upper)
-    return np.concatenate([inner[:, :n_up] - outer[:, :n_up], outer[:, n_up:] - inner[:, n_up:]], 1)
+    def thickness(self, heights: np.ndarray) -> np.ndarray:
+        """Outer-lip thickness beyond the inner lips ``[B, J]`` from heights ``[B, 2K+3J]``."""
+        k2, j = 2 * self.k, self.j
+        inner = heights[:, k2 + j :]
+        return self.layer_sign * (heights[:, k2 : k2 + j] - 0.5 * (inner[:, 0::2] + inner[:, 1::2]))
 
 
-def prepare_parts(
+def prepare_openings(
     ref_x: np.ndarray, ref_y: np.ndarray, dri_x: np.ndarray, dri_y: np.ndarray,
     parts: tuple[str, ...], strength: dict[str, float],
-) -> list[PartModel]:  # fmt: skip
-    """One :class:`PartModel` per modelled part among ``parts``, from face-frame ``[1, 68]``."""
-    models = []
-    for spec in SPECS:
-        if spec.part not in parts:
-            continue
-        pairs = _idx(spec.upper + spec.lower)
-        k = len(spec.upper)
-        char, _, _ = corner_heights(ref_x, ref_y, spec.corners, pairs)
-        drive, _, _ = corner_heights(dri_x, dri_y, spec.corners, pairs)
-        models.append(
-            PartModel(
-                spec,
-                strength.get(spec.part, 1.0),
-                char[0, :k],
-                char[0, k:],
-                drive[0, :k],
-                drive[0, k:],
-                _thickness(ref_x, ref_y, spec)[0],
-                _thickness(dri_x, dri_y, spec)[0],
-            )
-        )
-    return models
+) -> Openings | None:  # fmt: skip
+    """The :class:`Openings` of the modelled parts among ``parts``, from face-frame ``[1, 68]``
+    points of the reference and driving frame 0 (``None`` when no part is modelled)."""
+    specs = [s for s in SPECS if s.part in parts]
+    if not specs:
+        return None
+    groups = [(s.upper, s.corners) for s in specs] + [(s.lower, s.corners) for s in specs]
+    mouth = [s for s in specs if s.outer_upper]
+    outer: tuple[int, ...] = ()
+    inner: tuple[int, ...] = ()
+    if mouth:
+        m = mouth[0]
+        outer = m.outer_upper + m.outer_lower
+        inner = tuple(i for pair in m.upper_src + m.lower_src for i in pair)
+        groups += [(outer, m.corners), (inner, m.corners)]
+    points = Points.of(groups)
+    k = sum(len(s.upper) for s in specs)
+    upper, lower = list(points.index[:k]), list(points.index[k : 2 * k])
+    source = [
+        upper.index(i) if i in upper else k + lower.index(i) if i in lower else 2 * k + n
+        for n, i in enumerate(inner)
+    ]
+    char, _, _ = corner_heights(ref_x, ref_y, points)
+    drive, _, _ = corner_heights(dri_x, dri_y, points)
+    levels = [s.closed_level for s in specs for _ in s.upper]
+    return Openings(
+        points, k, len(outer),
+        np.array([strength.get(s.part, 1.0) for s in specs for _ in s.upper]),
+        np.array([s.cap for s in specs for _ in s.upper]),
+        _stretch(drive[0, k : 2 * k] - drive[0, :k], levels),
+        np.repeat([-1.0, 1.0], [len(outer) // 2, len(outer) - len(outer) // 2]),
+        np.full(len(outer), strength.get("mouth", 1.0)),
+        np.asarray(source, dtype=np.intp), char[0], drive[0],
+        np.maximum(drive[0, k : 2 * k] - drive[0, :k], 0.0),
+    )  # fmt: skip
 
 
-def move_part(
-    model: PartModel, x: np.ndarray, y: np.ndarray, dri_x: np.ndarray, dri_y: np.ndarray
+def _stretch(rest_gap: np.ndarray, level: list[float]) -> np.ndarray:
+    """``g0 / (g0 - L)`` where the driving rest gap ``g0`` is at least ``2 L``, else 1."""
+    lv = np.asarray(level)
+    ok = (lv > 0) & (rest_gap >= 2 * lv)
+    return np.where(ok, rest_gap / np.where(ok, rest_gap - lv, 1.0), 1.0)
+
+
+def move_openings(
+    model: Openings, x: np.ndarray, y: np.ndarray, dri_x: np.ndarray, dri_y: np.ndarray
 ) -> None:
-    """Set the lid/lip heights of one part in the character's face-frame ``y`` (in place)."""
-    spec, s = model.spec, model.strength
-    k = len(spec.upper)
-    pairs = _idx(spec.upper + spec.lower)
-    drive, _, _ = corner_heights(dri_x, dri_y, spec.corners, pairs)
-    d_up = np.clip(s * (drive[:, :k] - model.drive_upper), -MAX_CHANGE, MAX_CHANGE)
-    d_low = np.clip(s * (drive[:, k:] - model.drive_lower), -MAX_CHANGE, MAX_CHANGE)
+    """Set the lid/lip heights in the character's face-frame ``y`` (``[B, 68]``, in place)."""
+    k, s, pts = model.k, model.strength, model.points
+    drive, _, _ = corner_heights(dri_x, dri_y, pts)
+    change = drive[:, : 2 * k] - model.drive[: 2 * k]
+    change *= np.concatenate([s, s])
+    np.clip(change, -MAX_CHANGE, MAX_CHANGE, out=change)
+    d_up, d_low = change[:, :k], change[:, k:]
+    closing = (d_low - d_up) < 0
+    d_up *= np.where(closing, model.stretch, 1.0)
+    d_low *= np.where(closing, model.stretch, 1.0)
 
-    g0 = model.rest_gap_drive
+    g0 = np.maximum(model.drive[k : 2 * k] - model.drive[:k], 0.0)
     gap = np.maximum(g0 + d_low - d_up, 0.0)  # [B, K]
     peak = np.maximum(np.maximum.accumulate(gap, axis=0), model.peak)
     model.peak = peak[-1].copy()
-    rest = np.maximum(model.char_lower - model.char_upper, 0.0)
-    top = rest + np.minimum(peak - g0, spec.cap)
+    rest = np.maximum(model.char[k : 2 * k] - model.char[:k], 0.0)
+    top = rest + np.minimum(peak - g0, model.cap)
     close_gain = top / np.maximum(np.maximum(peak, np.minimum(FLOOR, top)), 1e-12)
     opening = np.maximum(top - close_gain * (peak - gap), 0.0)
     closed = np.where(top > 0, 1.0 - opening / np.where(top > 0, top, 1.0), 0.0)
-    centre_gain = 1.0 + (close_gain - 1.0) * closed
-    centre = 0.5 * (model.char_upper + model.char_lower) + np.clip(
-        centre_gain * 0.5 * (d_up + d_low), -MAX_CHANGE, MAX_CHANGE
+    shift = (1.0 + (close_gain - 1.0) * closed) * 0.5 * (d_up + d_low)
+    centre = 0.5 * (model.char[:k] + model.char[k : 2 * k]) + np.clip(
+        shift, -MAX_CHANGE, MAX_CHANGE
     )
-    heights = np.concatenate([centre - 0.5 * opening, centre + 0.5 * opening], axis=1)
-    _, line, width = corner_heights(x, y, spec.corners, pairs)
-    y[:, pairs] = line + heights * width
 
-    if spec.outer_upper:
-        change = np.clip(
-            s * (_thickness(dri_x, dri_y, spec) - model.thick_drive), -MAX_CHANGE, MAX_CHANGE
-        )
-        thick = np.maximum(model.thick_char + change, np.minimum(model.thick_char, 0.0))
-        src = _idx(tuple(i for pair in spec.upper_src + spec.lower_src for i in pair))
-        inner, _, _ = corner_heights(x, y, spec.corners, src)
-        inner = 0.5 * (inner[:, 0::2] + inner[:, 1::2])
-        n_up = len(spec.outer_upper)
-        outer = inner + thick * np.where(np.arange(thick.shape[1]) < n_up, -1.0, 1.0)
-        idx = _idx(spec.outer_upper + spec.outer_lower)
-        _, line, width = corner_heights(x, y, spec.corners, idx)
-        y[:, idx] = line + outer * width
+    # Corners are not moved here, so each point's line and width stay valid after the update.
+    char, line, width = corner_heights(x, y, pts)
+    new = np.concatenate([centre - 0.5 * opening, centre + 0.5 * opening], axis=1)
+    if model.j:
+        j, k2 = model.j, 2 * k
+        both = np.concatenate([new, char[:, k2 + j :]], axis=1)
+        inner = both[:, model.inner_source]
+        change_t = model.thickness(drive) - model.thickness(model.drive[None])
+        thick0 = model.thickness(model.char[None])
+        thick = thick0 + np.clip(model.layer_strength * change_t, -MAX_CHANGE, MAX_CHANGE)
+        thick = np.maximum(thick, np.minimum(thick0, 0.0))
+        outer = 0.5 * (inner[:, 0::2] + inner[:, 1::2]) + model.layer_sign * thick
+        new = np.concatenate([new, outer], axis=1)
+    n = new.shape[1]
+    y[:, pts.index[:n]] = line[:, :n] + new * width[:, :n]
 
 
 @dataclass(frozen=True)

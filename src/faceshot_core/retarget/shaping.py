@@ -23,11 +23,11 @@ from faceshot_core.errors import InvalidLandmarksError
 from faceshot_core.retarget.constraints import Margins, project
 from faceshot_core.retarget.expression import (
     JawModel,
-    PartModel,
+    Openings,
     move_jaw,
-    move_part,
+    move_openings,
     prepare_jaw,
-    prepare_parts,
+    prepare_openings,
 )
 from faceshot_core.retarget.frames import MIN_SIZE, unit
 from faceshot_core.retarget.gain import OFFSET_BOUND
@@ -73,7 +73,7 @@ class Shaping:
     driving openings seen so far, carried from block to block)."""
 
     point_strength: np.ndarray | None  # [68], None when every strength is 1
-    parts: list[PartModel]
+    openings: Openings | None
     jaw: JawModel | None
     margins: Margins
     reach: float  # no offset from the reference face origin exceeds this (see shape_block)
@@ -95,7 +95,7 @@ def prepare_shaping(
     jaw = prepare_jaw(rx, ry, dx, dy, strength["mouth"]) if "mouth" in parts else None
     origin = 0.5 * (zr[JAW_ENDPOINTS[0]] + zr[JAW_ENDPOINTS[1]])
     reach = OFFSET_BOUND * max(float(np.abs(zr - origin).max()), MIN_SIZE)
-    return Shaping(point_strength, prepare_parts(rx, ry, dx, dy, parts, strength), jaw,
+    return Shaping(point_strength, prepare_openings(rx, ry, dx, dy, parts, strength), jaw,
                    Margins.of(ry[0]), reach)  # fmt: skip
 
 
@@ -108,8 +108,8 @@ def shape_block(sh: Shaping, y: np.ndarray, rest: np.ndarray, zd: np.ndarray) ->
         y = rest + (y - rest) * sh.point_strength
     x, fy, origin, axis = _to_face(y)
     dx, dy, _, _ = _to_face(zd)
-    for model in sh.parts:
-        move_part(model, x, fy, dx, dy)
+    if sh.openings is not None:
+        move_openings(sh.openings, x, fy, dx, dy)
     if sh.jaw is not None:
         move_jaw(sh.jaw, x, fy, dx, dy)
     project(fy, sh.margins)
