@@ -20,6 +20,7 @@ import numpy as np
 
 from faceshot.matching_api import GALLERY_ENV, MatchSettings, match_landmarks
 from faceshot_core.detection import FaceDetector, detect_driving_landmarks, get_detector
+from faceshot_core.detection.choice import FaceChoice
 from faceshot_core.errors import NoFaceError
 from faceshot_core.images import load_image
 from faceshot_core.landmark_files import SUFFIXES, load_face, load_sequence
@@ -79,17 +80,23 @@ def load_driving(
     driving: PathLike,
     *,
     detector: str | FaceDetector = "dlib",
-    smoothing: str | None = None,
+    smoothing: str | None = "one_euro",
+    face: FaceChoice = "auto",
     cache_dir: PathLike | None = None,
     progress: ProgressSink | None = None,
 ) -> LandmarkSequence:
-    """Driving landmarks from a saved landmark file (``.npz``, ``.json`` ...) or a video."""
+    """Driving landmarks from a saved landmark file (``.npz``, ``.json`` ...) or a video.
+
+    ``smoothing`` (zero-lag One-Euro by default, ``None`` for the raw detections) and ``face``
+    (which face drives, see :mod:`faceshot_core.detection.choice`) apply to videos only.
+    """
     if is_landmark_file(driving):
         return load_sequence(driving)
     return detect_driving_landmarks(
         driving,
         detector=make_detector(detector),
         smoothing=smoothing,
+        face=face,
         cache_dir=cache_dir,
         progress=progress,
     )

@@ -92,7 +92,8 @@ def run(
 
     ``driving`` is a video, or landmarks saved by ``faceshot detect``.  Settings (see
     :class:`~faceshot.settings.RunSettings`: ``backend``, ``reference_landmarks``, ``compare``,
-    ``overlay``, ``device``, ``dtype``, ``seed``, ``detector``, ``smoothing``, ``parts``,
+    ``overlay``, ``device``, ``dtype``, ``seed``, ``detector``, ``smoothing``, ``face``, ``parts``,
+    ``motion``, ``head_motion``,
     ``head_translation``, ``max_frames``, ``match``, ``matching``, ``cache_dir``,
     ``overwrite``) come as keyword arguments or a ``settings`` object; the backend's own
     options as ``options={...}``.  Writes ``output`` (mp4 at the driving fps with its audio),
@@ -128,7 +129,7 @@ def run(
     timings["reference_landmarks"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    motion = load_driving(driving, detector=cfg.detector, smoothing=cfg.smoothing,
+    motion = load_driving(driving, detector=cfg.detector, smoothing=cfg.smoothing, face=cfg.face,
                           cache_dir=cfg.cache_dir, progress=progress)  # fmt: skip
     if cfg.max_frames is not None and len(motion) > cfg.max_frames:
         motion = LandmarkSequence(motion.points[: cfg.max_frames], motion.image_size, motion.fps,
@@ -137,7 +138,8 @@ def run(
     check_frame_limits(backend_cls, len(motion))
 
     t = time.perf_counter()
-    sequence = retarget(ref, motion, parts=cfg.parts, head_translation=cfg.head_translation)
+    sequence = retarget(ref, motion, parts=cfg.parts, head_translation=cfg.head_translation,
+                        head_motion=cfg.head_motion, strength=cfg.motion)  # fmt: skip
     timings["retarget"] = time.perf_counter() - t
 
     fps = motion.fps or DEFAULT_FPS

@@ -15,7 +15,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from faceshot.matching_api import MatchSettings
-from faceshot_core.errors import FaceshotUserError
+from faceshot_core.errors import FaceshotUserError, InvalidLandmarksError
+from faceshot_core.retarget import resolve_strength
 from faceshot_core.schema import PARTS
 
 
@@ -38,8 +39,15 @@ class RunSettings(BaseModel):
     dtype: str = Field(default="auto", description="auto, float32, float16 or bfloat16")
     seed: int = Field(default=0, description="seed of generative backends")
     detector: str = Field(default="dlib", description="registered face detector")
-    smoothing: Literal["one_euro"] | None = Field(default=None, description="driving smoothing")
+    smoothing: Literal["one_euro"] | None = Field(
+        default="one_euro", description="driving smoothing (None: raw detections)"
+    )
+    face: Literal["auto", "largest"] | int | tuple[float, float] = Field(
+        default="auto", description="driving face: auto, largest, index (left to right), (x, y)"
+    )
     parts: tuple[str, ...] | None = Field(default=None, description="parts with local motion")
+    motion: dict[str, float] | None = Field(default=None, description="strength per part")
+    head_motion: float = Field(default=1.0, ge=0.0, le=5.0, description="head turn/shift scale")
     head_translation: Literal["face", "pixels"] = Field(default="face", description="head shift")
     max_frames: int | None = Field(default=None, ge=1, description="animate the first N frames")
     cache_dir: Path | None = Field(default=None, description="driving-landmark cache folder")
@@ -53,6 +61,16 @@ class RunSettings(BaseModel):
             if unknown:
                 raise ValueError(f"unknown part(s) {', '.join(unknown)}; choose from "
                                  f"{', '.join(PARTS)}")  # fmt: skip
+        return value
+
+    @field_validator("motion")
+    @classmethod
+    def _known_strengths(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is not None:
+            try:
+                resolve_strength(value)
+            except InvalidLandmarksError as exc:
+                raise ValueError(str(exc)) from None
         return value
 
     @classmethod

@@ -8,10 +8,12 @@ import click
 
 from faceshot.cli.options import (
     detector_option,
+    face_option,
     fan_weights_option,
     input_file,
     output_file,
     overwrite_option,
+    parse_face,
     quiet_option,
     smooth_option,
 )
@@ -41,6 +43,7 @@ from faceshot_core.video import iter_frames, probe_video, write_video
 @detector_option
 @fan_weights_option
 @smooth_option
+@face_option
 @click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -57,6 +60,7 @@ def detect(
     detector: str,
     fan_weights: Path | None,
     smooth: bool,
+    face: str,
     cache_dir: Path | None,
     overwrite: bool,
     quiet: bool,
@@ -77,6 +81,7 @@ def detect(
             video,
             detector=det,
             smoothing="one_euro" if smooth else None,
+            face=parse_face(face),
             cache_dir=cache_dir,
             progress=progress,
         )

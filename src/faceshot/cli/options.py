@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from faceshot_core.schema import PARTS
+
+if TYPE_CHECKING:
+    from faceshot_core.detection.choice import FaceChoice
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -17,10 +20,34 @@ overwrite_option = click.option(
 )
 smooth_option = click.option(
     "--smooth/--no-smooth",
-    default=False,
+    default=True,
     show_default=True,
-    help="One-Euro temporal smoothing of the driving landmarks (when detecting on a video): "
-    "removes jitter, keeps blinks and mouth openings.",
+    help="Zero-lag One-Euro smoothing of the driving landmarks (when detecting on a video): "
+    "removes the detector's jitter, keeps blinks and mouth openings. --no-smooth gives the "
+    "raw detections.",
+)
+face_option = click.option(
+    "--face",
+    "face",
+    default="auto",
+    show_default=True,
+    metavar="CHOICE",
+    help="Which face drives when the video shows several: auto (big and central), largest, "
+    "an index counted left to right from 0 (-1: rightmost), or a point X,Y in video pixels.",
+)
+motion_option = click.option(
+    "--motion",
+    default=None,
+    metavar="PART=K,...",
+    help="Strength of each part's motion, e.g. eyes=1.2,mouth=0.8 (parts: face_boundary or "
+    "jaw, eyebrows or brows, nose, eyes, mouth; default 1, 0 freezes the part, up to 5).",
+)
+head_motion_option = click.option(
+    "--head-motion",
+    type=click.FloatRange(0.0, 5.0),
+    default=1.0,
+    show_default=True,
+    help="Scale of the head's turn and shift: 0 keeps the head still, 1 copies the driving head.",
 )
 parts_option = click.option(
     "--parts",
@@ -111,6 +138,39 @@ def parse_parts(value: str | None) -> list[str] | None:
             f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)} or 'all'"
         )
     return names
+
+
+def parse_motion(value: str | None) -> dict[str, float] | None:
+    """``"eyes=1.2,mouth=0.8"`` -> ``{"eyes": 1.2, "mouth": 0.8}``, validated."""
+    from faceshot_core.errors import InvalidLandmarksError
+    from faceshot_core.retarget import resolve_strength
+
+    if value is None or not value.strip():
+        return None
+    out: dict[str, float] = {}
+    for item in value.split(","):
+        name, sep, number = item.partition("=")
+        try:
+            out[name.strip()] = float(number)
+        except ValueError:
+            raise click.BadParameter(f"expected PART=NUMBER, got {item.strip()!r}") from None
+        if not sep:
+            raise click.BadParameter(f"expected PART=NUMBER, got {item.strip()!r}")
+    try:
+        resolve_strength(out)
+    except InvalidLandmarksError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return out
+
+
+def parse_face(value: str) -> FaceChoice:
+    """``auto``, ``largest``, ``1`` or ``320,180`` as a face choice."""
+    from faceshot_core.detection.choice import FaceChoiceError, parse_face_choice
+
+    try:
+        return parse_face_choice(value)
+    except FaceChoiceError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def parse_size(value: str | None) -> tuple[int, int] | None:

@@ -8,11 +8,16 @@ import click
 
 from faceshot.cli.options import (
     detector_option,
+    face_option,
+    head_motion_option,
     head_translation_option,
     image_size_option,
     input_file,
+    motion_option,
     output_file,
     overwrite_option,
+    parse_face,
+    parse_motion,
     parse_parts,
     parse_size,
     parts_option,
@@ -61,9 +66,12 @@ from faceshot_core.video import probe_has_audio, write_video
     help="Also draw the reposed landmarks on the reference IMAGE, as a video.",
 )
 @parts_option
+@motion_option
+@head_motion_option
 @head_translation_option
 @image_size_option
 @smooth_option
+@face_option
 @detector_option
 @overwrite_option
 @quiet_option
@@ -73,9 +81,12 @@ def retarget(
     output: Path,
     overlay_on: tuple[Path, Path] | None,
     parts: str | None,
+    motion: str | None,
+    head_motion: float,
     head_translation: str,
     image_size: str | None,
     smooth: bool,
+    face: str,
     detector: str,
     overwrite: bool,
     quiet: bool,
@@ -85,9 +96,12 @@ def retarget(
     Frame 0 of the driving face is taken as its neutral pose; frame 0 of the output is the
     character's landmarks unchanged.  Head motion (from the jaw line) moves the whole face;
     each part (eyes, brows, nose, mouth, jaw) then moves within it, scaled to the character's
-    proportions, so a blink or an open mouth carries over to faces of any shape.
+    proportions, so a blink or an open mouth carries over to faces of any shape.  Every frame
+    is a valid face: lips never cross, lids never invert, the chin stays below the mouth.
     """
     part_list = parse_parts(parts)
+    strengths = parse_motion(motion)
+    face_choice = parse_face(face)
     size = parse_size(image_size)
     check_output_path(output, overwrite=overwrite)
     if overlay_on is not None:
@@ -99,14 +113,20 @@ def retarget(
     # With an image, its size is the truth: a landmark file made for another size is refused.
     reference = load_face(reference_landmarks, image_size=size)
     with progress_display(quiet=quiet) as progress:
-        motion = load_driving(
+        driving_motion = load_driving(
             driving,
             detector=detector,
             smoothing="one_euro" if smooth else None,
+            face=face_choice,
             progress=progress,
         )
     sequence = retarget_landmarks(
-        reference, motion, parts=part_list, head_translation=head_translation
+        reference,
+        driving_motion,
+        parts=part_list,
+        head_translation=head_translation,
+        head_motion=head_motion,
+        strength=strengths,
     )
     save_landmarks(output, sequence, overwrite=overwrite)
     say(f"{len(sequence)} reposed frames -> {output}", quiet=quiet)

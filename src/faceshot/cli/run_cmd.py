@@ -12,10 +12,15 @@ import click
 from faceshot.cli.match_options import settings_from, weights_options
 from faceshot.cli.options import (
     detector_option,
+    face_option,
+    head_motion_option,
     head_translation_option,
     input_file,
+    motion_option,
     output_file,
     overwrite_option,
+    parse_face,
+    parse_motion,
     parse_parts,
     parts_option,
     quiet_option,
@@ -88,7 +93,10 @@ def parse_backend_options(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--max-frames", type=click.IntRange(1), default=None,
               help="Animate only the first N driving frames.")  # fmt: skip
 @smooth_option
+@face_option
 @parts_option
+@motion_option
+@head_motion_option
 @head_translation_option
 @detector_option
 @overwrite_option
@@ -97,7 +105,8 @@ def run(
     reference: Path, driving: Path, output: Path, backend: str,
     reference_landmarks: Path | None, compare: bool, overlay: bool, device: str, dtype: str,
     seed: int, backend_options: tuple[str, ...], max_frames: int | None, smooth: bool,
-    parts: str | None, head_translation: str, detector: str, overwrite: bool, quiet: bool,
+    face: str, parts: str | None, motion: str | None, head_motion: float,
+    head_translation: str, detector: str, overwrite: bool, quiet: bool,
     match: bool,
     gallery: Path | None, **weights: Any,
 ) -> None:  # fmt: skip
@@ -109,6 +118,8 @@ def run(
     """
     options = parse_backend_options(backend_options)
     part_list = parse_parts(parts)
+    strengths = parse_motion(motion)
+    face_choice = parse_face(face)
     with progress_display(quiet=quiet) as progress:
         result = run_pipeline(
             reference, driving, output=output, options=options, progress=progress,
@@ -118,8 +129,9 @@ def run(
                              device=None if device == "auto" else device,
                              dtype=None if dtype == "auto" else dtype),
             device=device, dtype=dtype, seed=seed, detector=detector,
-            smoothing="one_euro" if smooth else None,
-            parts=tuple(part_list) if part_list is not None else None,
+            smoothing="one_euro" if smooth else None, face=face_choice,
+            parts=tuple(part_list) if part_list is not None else None, motion=strengths,
+            head_motion=head_motion,
             head_translation=head_translation, max_frames=max_frames, overwrite=overwrite,
         )  # fmt: skip
     extra = [p for p in (result.compare, result.overlay) if p is not None]
