@@ -7,7 +7,7 @@ Run from the repository root (with faceshot installed and ``../shared/data`` pre
 References: every image in ``../shared/data`` with hand-annotated landmarks (300-W faces,
 caricatures) and the demo cat.  Drivings: every video in ``../shared/data/videos`` plus a
 synthetic *static* clip (the first frame of the first video repeated 40 times, encoded as a
-video and detected like any other).  Driving landmarks come from the default path of
+video, losslessly and at the default quality, and detected like any other).  Driving landmarks come from the default path of
 ``faceshot run`` (:func:`faceshot.pipeline.load_driving`, default detector and smoothing).
 
 Per pair it prints, for the default retargeting and, as the baseline in the same process, the
@@ -48,7 +48,7 @@ from faceshot_core.landmark_files import load_face
 from faceshot_core.retarget import retarget_points
 from faceshot_core.retarget.expression import EYE_CLOSED_LEVEL
 from faceshot_core.sample_data import chelsea, chelsea_landmarks
-from faceshot_core.video import iter_frames, write_video
+from faceshot_core.video import VideoWriter, iter_frames
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 STATIC_FRAMES = 40
@@ -81,12 +81,19 @@ def references() -> list[Reference]:
     return refs
 
 
-def static_clip(folder: Path) -> Path:
-    """The first frame of the first driving video, repeated: a face that does not move."""
+def static_clips(folder: Path) -> list[Path]:
+    """The first frame of the first driving video, repeated: a face that does not move.
+
+    ``static.mp4`` is encoded losslessly (every frame decodes to the same pixels: "one frame
+    repeated"); ``static_lossy.mp4`` at the default quality, where H.264 makes frame 0 (a key
+    frame) differ from the others by a few grey levels, as in any real still video.
+    """
     first = next(iter_frames(sorted((DATA / "videos").glob("*.mp4"))[0]))
-    path = folder / "static.mp4"
-    write_video(path, [first] * STATIC_FRAMES, fps=25.0)
-    return path
+    paths = [folder / "static.mp4", folder / "static_lossy.mp4"]
+    for path, quality in zip(paths, (10, 8), strict=True):  # 10: crf 0, lossless
+        with VideoWriter(path, 25.0, quality=quality) as writer:
+            writer.write_all([first] * STATIC_FRAMES)
+    return paths
 
 
 def correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -159,7 +166,7 @@ def main() -> int:
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        videos = [*sorted((DATA / "videos").glob("*.mp4")), static_clip(Path(tmp))]
+        videos = [*sorted((DATA / "videos").glob("*.mp4")), *static_clips(Path(tmp))]
         drivings = {v: load_driving(v).points.astype(np.float64) for v in videos}
         columns = ("viol", "mouth r", "eyes r", "blink", "drift", "jitter")
         header = f"{'reference':<18} {'driving':<28} | " + " ".join(f"{c:>7}" for c in columns)
@@ -174,7 +181,7 @@ def main() -> int:
                 od, oc, ob = openings(dri), openings(out), openings(base)
                 viol = float(violations(out).any(-1).mean())
                 viol_b = float(violations(base).any(-1).mean())
-                static = video.name == "static.mp4"
+                static = video.name.startswith("static")
                 mouth_r = correlation(oc.mouth_ratio, od.mouth_ratio)
                 eyes_r = correlation(eye_ratio(out), eye_ratio(dri))
                 blink = blink_completion(dri, out)

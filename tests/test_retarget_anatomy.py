@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -31,7 +33,11 @@ from faceshot_core.synthetic_faces import (
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 FACE = mean_face(512)
-checked = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+checked = settings(
+    max_examples=int(os.environ.get("FACESHOT_HYPOTHESIS_EXAMPLES", "200")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 @st.composite

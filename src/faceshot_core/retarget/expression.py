@@ -231,7 +231,12 @@ def move_openings(
     gap = np.maximum(g0 + d_low - d_up, 0.0)  # [B, K]
     peak = np.maximum(np.maximum.accumulate(gap, axis=0), model.peak)
     model.peak = peak[-1].copy()
-    rest = np.maximum(model.char[k : 2 * k] - model.char[:k], 0.0)
+    # A pair of a (repaired) reference can sit a hair below zero in corner-line heights when the
+    # corner line is tilted; that part is carried through unchanged (``deficit``), so frame 0
+    # stays the reference, and the face-frame projection keeps the pair valid.
+    signed = model.char[k : 2 * k] - model.char[:k]
+    rest = np.maximum(signed, 0.0)
+    deficit = signed - rest
     top = rest + np.minimum(peak - g0, model.cap)
     close_gain = top / np.maximum(np.maximum(peak, np.minimum(FLOOR, top)), 1e-12)
     opening = np.maximum(top - close_gain * (peak - gap), 0.0)
@@ -240,6 +245,7 @@ def move_openings(
     centre = 0.5 * (model.char[:k] + model.char[k : 2 * k]) + np.clip(
         shift, -MAX_CHANGE, MAX_CHANGE
     )
+    opening += deficit
 
     # Corners are not moved here, so each point's line and width stay valid after the update.
     char, line, width = corner_heights(x, y, pts)

@@ -96,7 +96,7 @@ def prepare_shaping(
     origin = 0.5 * (zr[JAW_ENDPOINTS[0]] + zr[JAW_ENDPOINTS[1]])
     reach = OFFSET_BOUND * max(float(np.abs(zr - origin).max()), MIN_SIZE)
     return Shaping(point_strength, prepare_openings(rx, ry, dx, dy, parts, strength), jaw,
-                   Margins.of(ry[0]), reach)  # fmt: skip
+                   Margins.of(rx[0], ry[0]), reach)  # fmt: skip
 
 
 def shape_block(sh: Shaping, y: np.ndarray, rest: np.ndarray, zd: np.ndarray) -> np.ndarray:
@@ -112,7 +112,7 @@ def shape_block(sh: Shaping, y: np.ndarray, rest: np.ndarray, zd: np.ndarray) ->
         move_openings(sh.openings, x, fy, dx, dy)
     if sh.jaw is not None:
         move_jaw(sh.jaw, x, fy, dx, dy)
-    project(fy, sh.margins)
+    project(x, fy, sh.margins)
     out = (x + 1j * fy) * axis[:, None] + origin[:, None]
     # The documented bound of the run motion holds after shaping too; only degenerate input
     # (a face collapsed to a point driven by a real one) comes near it.
