@@ -7,8 +7,9 @@ Run from the repository root (with faceshot installed and ``../shared/data`` pre
 References: every image in ``../shared/data`` with hand-annotated landmarks (300-W faces,
 caricatures) and the demo cat.  Drivings: every video in ``../shared/data/videos`` plus a
 synthetic *static* clip (the first frame of the first video repeated 40 times, encoded as a
-video, losslessly and at the default quality, and detected like any other).  Driving landmarks come from the default path of
-``faceshot run`` (:func:`faceshot.pipeline.load_driving`, default detector and smoothing).
+video, losslessly and at the default quality, and detected like any other).  Driving
+landmarks come from the default path of ``faceshot run``
+(:func:`faceshot.pipeline.load_driving`, default detector and smoothing).
 
 Per pair it prints, for the default retargeting and, as the baseline in the same process, the
 bare run motion (``anatomy=False``, the paper's method made stable):

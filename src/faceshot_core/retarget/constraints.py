@@ -4,8 +4,9 @@ The expression model (:mod:`.expression`) already moves lids and lips so that th
 through each other; this projection is what makes validity hold *by construction* for any
 input, including the parts it does not model (brows, nose, jaw) and degenerate characters.
 
-It works on face-frame heights ``Y`` (``[B, 68]``, ``y`` down; see
-:func:`faceshot_core.anatomy.face_frame`) and moves points vertically, top to bottom, except for the corners' order (step 4):
+It works on face-frame points (``[B, 68]``, ``y`` down; see
+:func:`faceshot_core.anatomy.face_frame`) and moves points vertically, top to bottom, except
+for the corners' order (step 4):
 
 1. a lid or lip pair that crossed is closed at its midpoint (a closed eye or mouth, which is
    what a crossing was heading for);
