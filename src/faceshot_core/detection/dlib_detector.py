@@ -40,7 +40,11 @@ Five details matter for video:
   size, all on one resampled crop (~1 ms per fit).  Measured on the shared videos: jitter
   halves (1.0 % -> 0.47 % of the IOD), NME on the 300-W/LFPW samples improves a little (2.08 ->
   2.02 %), and blinks and mouth openings keep their depth.  The offsets are fixed, so the same
-  frame and box always give the same points (a still face stays still).
+  frame and box always give the same points (a still face stays still).  Eight, not fewer:
+  H.264 makes the frames of a still clip differ by a few grey levels, and with 4 or 6 fits the
+  points of such a clip still move by up to 0.69 / 0.64 px per frame after smoothing (8: 0.34
+  px; 21 frames of the shared videos, each repeated).  The price is time: ~20 ms per tracked
+  frame at 512x512 instead of ~9 (``ensemble=1`` gives the old speed and jitter back).
 """
 
 from __future__ import annotations
