@@ -6,16 +6,16 @@ expensive is decided once per reference (:class:`LandmarkWarper`), so that a fra
 milliseconds:
 
 * **Mesh.**  The 68 landmarks, smooth contour midpoints on the eyes and inner lips, head anchors
-  that follow the head's similarity motion, and fixed ring and border anchors, triangulated once
-  on the reference with the facial contours kept as edges, so the topology never changes and
-  an eye or the mouth can close to nothing and open again.
-* **Warp.**  Per frame, only triangles with a moved vertex matter; their bounding box is the only
-  region recomputed.  Each destination triangle gets the 2x3 affine that maps it back onto its
-  reference triangle; a per-pixel triangle-id map is rasterised with ``cv2.fillConvexPoly``, the
-  affine coefficients are gathered with ``cv2.LUT`` and turned into ``map_x``/``map_y``, and one
-  ``cv2.remap`` (bilinear, edges replicated) samples the reference.  Triangles that fold over
-  (their orientation flips) are drawn *under* the others, so a fold shows the neighbouring
-  texture rather than a mirrored copy; triangles squashed to nothing are skipped.
+  that follow the head's similarity motion, an apron just outside the face and the image
+  border, triangulated once on the reference with the facial contours kept as edges, so the
+  topology never changes and an eye or the mouth can close to nothing and open again.
+* **Warp.**  On the face, piecewise affine: per frame, only triangles with a moved vertex
+  matter; each destination triangle gets the 2x3 affine that maps it back onto its reference
+  triangle, gathered per pixel with ``cv2.LUT`` on a rasterised triangle-id map.  Beyond the
+  face (hair, ears, whiskers, neck, background) a smooth field, the harmonic extension of the
+  face's motion fading out with distance, so thin structures bend smoothly and nothing shows a
+  seam or a stair step; the two are cross-faded across the apron.  The image border is not
+  pinned, and one ``cv2.remap`` (bilinear, reflecting at the border) samples the reference.
 * **Mouth and lids.**  A mouth opened wider than in the reference needs pixels the reference
   does not have: a dark cavity (dark red, darker at the back) is painted into the destination
   inner-lip polygon with feathered edges, a soft teeth band under the upper lip when a closed
@@ -24,14 +24,17 @@ milliseconds:
   squashing the eye triangles under the stretched lid; a light shadow is drawn along the closed
   lid line.
 
-One module per job.  Imports go one way: geometry, contours and raster know nothing of the
-others, triangulation builds on geometry, mesh, mouth and eyelids on those, warper on all:
+One module per job.  Imports go one way: geometry, contours, raster and apron know nothing of
+the others, triangulation builds on geometry, mesh, exterior, mouth and eyelids on those,
+warper on all:
 
 * :mod:`.geometry` - similarity fits, signed areas, the face frame;
 * :mod:`.contours` - the core vertices: landmarks plus Catmull-Rom contour midpoints;
 * :mod:`.triangulation` - Delaunay with the contour edges recovered by flips;
+* :mod:`.apron` - where the apron goes, a little outside the face;
 * :mod:`.mesh` - :func:`build_mesh`: anchors and the fixed triangulation of a reference;
-* :mod:`.raster` - pixel boxes and feathered masks;
+* :mod:`.exterior` - the smooth field beyond the face and the hand-over weight;
+* :mod:`.raster` - pixel boxes, feathered masks, reusable scratch planes;
 * :mod:`.mouth` - the mouth interior (cavity, teeth, the reference's own interior);
 * :mod:`.eyelids` - the shadow along a closing lid;
 * :mod:`.warper` - :class:`LandmarkWarper`, the per-frame warp.

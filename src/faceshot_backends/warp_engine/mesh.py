@@ -1,4 +1,4 @@
-"""The reference's warp mesh: core vertices, head anchors, fixed anchors, triangulated once.
+"""The reference's warp mesh: core vertices, head anchors, the apron, the border, triangulated once.
 
 The 68 landmarks alone would leave everything outside their hull (forehead, hair,
 neck, background) unwarped, and a Delaunay triangulation redone per frame would change
@@ -14,10 +14,13 @@ triangulated once, on the reference:
   brows and a fixed background, a brow raise stretches the skin below the forehead rather
   than the whole forehead, and a closing lid slides down past the corner posts instead of
   folding the triangles beside the eye;
-- a *ring* of fixed anchors round the face at a margin that absorbs the head's motion, so the
-  neck and background further out stay still;
-- fixed *border* anchors (corners and edge points), so the mesh covers the whole image and its
-  edges never move.
+- an *apron* of vertices a little outside the face (:mod:`.apron`), moved by the smooth field
+  that warps everything beyond the face (:mod:`.exterior`): its triangles are where the
+  piecewise-affine face warp hands over to that field;
+- *border* vertices (corners and edge points), so the triangulation covers the whole image.
+  The warp itself does not use the triangles beyond the apron (the smooth field covers them);
+  they keep the mesh a tiling of the image, e.g. for comparing with other piecewise-affine
+  warps.
 
 The triangulation keeps the contours of the eyes, lips, brows, jaw and nose bridge, and the
 corner-to-post fences, as edges (missing Delaunay edges are recovered by edge flips), so an
@@ -33,6 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from faceshot_backends.warp_engine.apron import apron_points
 from faceshot_backends.warp_engine.contours import (
     CONTOURS,
     LID_PAIRS,
@@ -59,20 +63,28 @@ class WarpMesh:
     """The reference's warp mesh.
 
     ``vertices`` are the 68 landmarks and the contour midpoints (:data:`NUM_CORE` in all), then
-    ``num_head`` head anchors (they follow the head's similarity motion), then fixed anchors
-    (ring and image border).  ``triangles`` index ``vertices``; ``orientation`` is each
-    triangle's sign in the triangulation layout (+1, or 0 for a sliver), against which a
-    destination triangle's sign tells whether it folded over.
+    ``num_head`` head anchors (they follow the head's similarity motion), then ``num_apron``
+    apron vertices (moved by the smooth field outside the face), then fixed border vertices.
+    ``apron_width`` is the apron's distance from the face (px).  ``triangles`` index
+    ``vertices``; ``orientation`` is each triangle's sign in the triangulation layout (+1, or 0
+    for a sliver), against which a destination triangle's sign tells whether it folded over.
     """
 
     vertices: np.ndarray
     triangles: np.ndarray
     num_head: int
     orientation: np.ndarray
+    num_apron: int = 0
+    apron_width: float = 0.0
+
+    @property
+    def num_moving(self) -> int:
+        """Vertices that the landmarks move: the core vertices and the head anchors."""
+        return NUM_CORE + self.num_head
 
     @property
     def num_fixed(self) -> int:
-        return len(self.vertices) - NUM_CORE - self.num_head
+        return len(self.vertices) - self.num_moving - self.num_apron
 
 
 def _inside_fraction(base: np.ndarray, target: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
@@ -151,23 +163,13 @@ def _head_anchors(
     return np.array(kept, dtype=np.float64).reshape(-1, 2), fences
 
 
-def _ring_and_border(
-    moving: np.ndarray, size: tuple[int, int], margin: float, count: int = 20
-) -> np.ndarray:
-    """Fixed anchors: a ring round the moving vertices at ``margin`` px, and the image border.
+def _border(taken: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Fixed vertices on the image border: the corners and three points along each edge.
 
-    Ring points outside the image, or nearer than half the margin to a moving vertex, are left
-    out (the border takes over there).  Border edge points within 2 px of a vertex are left out
-    too (they would make slivers); the four corners always stay, so the mesh covers the image.
+    Edge points within 2 px of a vertex already ``taken`` are left out (they would make
+    slivers); the four corners always stay, so the mesh covers the image.
     """
     w, h = size
-    lo, hi = moving.min(axis=0), moving.max(axis=0)
-    centre, axes = (lo + hi) / 2, (hi - lo) / 2 + margin
-    ang = np.linspace(0.0, 2.0 * np.pi, count, endpoint=False)
-    ring = centre + axes * np.stack([np.cos(ang), np.sin(ang)], axis=1)
-    inside = (ring[:, 0] > 2) & (ring[:, 0] < w - 3) & (ring[:, 1] > 2) & (ring[:, 1] < h - 3)
-    dist = np.linalg.norm(ring[:, None] - moving[None], axis=2).min(axis=1)
-    ring = ring[inside & (dist >= margin / 2)]
     xs, ys = np.linspace(0, w - 1, 5), np.linspace(0, h - 1, 5)
     corners = np.array([[0, 0], [w - 1, 0], [0, h - 1], [w - 1, h - 1]], dtype=np.float64)
     edges = np.array(
@@ -175,9 +177,8 @@ def _ring_and_border(
         + [[x, y] for y in ys[1:-1] for x in (0, w - 1)],
         dtype=np.float64,
     )
-    taken = np.vstack([moving, ring])
     edge_dist = np.linalg.norm(edges[:, None] - taken[None], axis=2).min(axis=1)
-    return np.vstack([ring, corners, edges[edge_dist > 2.0]])
+    return np.vstack([corners, edges[edge_dist > 2.0]])
 
 
 def _separate_closed_pairs(points: np.ndarray) -> np.ndarray:
@@ -216,26 +217,28 @@ def build_mesh(
     image_size: tuple[int, int],
     *,
     forehead_height: float = 0.5,
-    ring_margin: float = 0.8,
+    apron_width: float = 0.25,
 ) -> WarpMesh:
-    """The warp mesh of a reference: landmarks, head anchors, fixed anchors and triangles.
+    """The warp mesh of a reference: landmarks, head anchors, apron, border and triangles.
 
     ``image_size`` is ``(width, height)``.  ``forehead_height`` places the forehead anchors
-    above the brows and ``ring_margin`` the fixed ring beyond the face, both in units of half
-    the jaw width (0 -> 16).
+    above the brows and ``apron_width`` the apron beyond the face, both in units of half the
+    jaw width (0 -> 16); the apron is never narrower than 3.5 % of the longer image side.
     """
     pts = np.asarray(points, dtype=np.float64).reshape(NUM_POINTS, 2)
     _, _, s = face_frame(pts)
     core = core_vertices(pts)
     head, fences = _head_anchors(pts, core, image_size, forehead_height)
     moving = np.vstack([core, head])
-    fixed = _ring_and_border(moving, image_size, ring_margin * s)
-    vertices = np.vstack([moving, fixed])
-    layout = np.vstack([core_vertices(_separate_closed_pairs(pts)), head, fixed])
+    width = max(apron_width * s, 0.035 * max(image_size))  # >= 2 cells of the exterior grid
+    apron = apron_points(moving, image_size, width)
+    fixed = _border(np.vstack([moving, apron]), image_size)
+    vertices = np.vstack([moving, apron, fixed])
+    layout = np.vstack([core_vertices(_separate_closed_pairs(pts)), head, apron, fixed])
     edges = _contour_edges() + [(c, NUM_CORE + k) for c, k in fences]
     triangles = enforce_edges(delaunay(layout), layout, edges)
     areas = signed_areas(layout, triangles)
     flip = areas < 0
     triangles[flip] = triangles[flip][:, [0, 2, 1]]  # counter-clockwise in the layout
     orientation = np.where(np.abs(areas) > 1e-9, 1.0, 0.0)
-    return WarpMesh(vertices, triangles.astype(np.int32), len(head), orientation)
+    return WarpMesh(vertices, triangles.astype(np.int32), len(head), orientation, len(apron), width)

@@ -37,3 +37,20 @@ def poly_mask(polygon: np.ndarray, box: Box, sigma: float, *, closed: bool = Tru
         cv2.polylines(canvas, [fixed], False, 255, max(1, round(sigma)), cv2.LINE_AA, SHIFT)
     mask = canvas.astype(np.float32) * (1.0 / 255.0)
     return cv2.GaussianBlur(mask, (0, 0), sigma)
+
+
+class Planes:
+    """Reusable float32 scratch planes, handed out as contiguous arrays of any shape that fits.
+
+    A frame's maps are a few arrays of a megabyte each.  Allocated afresh every frame, each
+    comes from the operating system as new pages (the allocator hands large blocks back on
+    free), and the page faults of touching them cost more than the arithmetic: several ms a
+    frame.  Reused planes cost nothing; one owner (one warper) per thread.
+    """
+
+    def __init__(self, count: int, size: int) -> None:
+        self._flat = np.empty((count, size), dtype=np.float32)
+
+    def get(self, k: int, shape: tuple[int, int]) -> np.ndarray:
+        """Plane ``k`` as a contiguous ``shape`` array (its contents are left over: overwrite)."""
+        return self._flat[k, : shape[0] * shape[1]].reshape(shape)
