@@ -23,8 +23,9 @@ bare run motion (``anatomy=False``, the paper's method made stable):
   counts the detector's closed level (:data:`~faceshot_core.retarget.expression.EYE_CLOSED_LEVEL`
   of the eye width: dlib never brings the lids of a shut eye together) as shut;
 * ``drift``: on the static clip, the largest distance of any point from its frame-0 position;
-* ``jitter``: median over frames of the mean second difference of the points, as a fraction
-  of the character's inter-ocular distance.
+* ``jitter``: :func:`faceshot_core.detection.stability.jitter` of the character's sequence
+  (median over frames of the points' second difference / sqrt 3, as a fraction of the
+  character's inter-ocular distance; 0.005 is 0.5 %).
 
 With sheets on, one PNG per pair (driving | reference | result with the ``warp`` backend, at
 frame 0, the widest mouth, the deepest blink and two more) goes to ``--out``.
@@ -45,6 +46,7 @@ import numpy as np
 from faceshot.pipeline import load_driving
 from faceshot_backends.warp_engine import LandmarkWarper
 from faceshot_core.anatomy import openings, violations
+from faceshot_core.detection.stability import jitter
 from faceshot_core.landmark_files import load_face
 from faceshot_core.retarget import retarget_points
 from faceshot_core.retarget.expression import EYE_CLOSED_LEVEL
@@ -124,15 +126,6 @@ def blink_completion(driving: np.ndarray, character: np.ndarray) -> float:
         ratio = closure_c / closure_d
         worst = ratio if np.isnan(worst) else min(worst, ratio)
     return worst
-
-
-def jitter(points: np.ndarray) -> float:
-    """Median over frames of the mean |second difference| of the points / inter-ocular distance."""
-    if len(points) < 3:
-        return 0.0
-    accel = np.linalg.norm(points[2:] - 2 * points[1:-1] + points[:-2], axis=-1).mean(-1)
-    iod = np.linalg.norm(points[0, 45] - points[0, 36])
-    return float(np.median(accel) / max(iod, 1e-9))
 
 
 def contact_sheet(ref: Reference, video: Path, driving: np.ndarray, out: np.ndarray) -> np.ndarray:
