@@ -191,7 +191,8 @@ def retarget_points(
         dri = np.ldexp(dri, -shift)
     if anatomy:
         ref = sanitize_reference(ref)
-    ref32 = np.clip(np.ldexp(ref, shift), -_F32_MAX, _F32_MAX).astype(np.float32)
+    limit = math.ldexp(_F32_MAX, -shift)  # saturate before undoing the rescale (no overflow)
+    ref32 = np.ldexp(np.clip(ref, -limit, limit), shift).astype(np.float32)
 
     zr = np.ascontiguousarray(ref).view(np.complex128)[:, 0]  # [68]
     zd = np.ascontiguousarray(dri).view(np.complex128)[..., 0]  # [M, 68]
@@ -200,7 +201,6 @@ def retarget_points(
     # |output| <= ~3 peak + OFFSET_BOUND * 2 peak < 64 peak: saturate only when that can overflow
     # float32, and before undoing the rescale, which could otherwise overflow float64.
     saturate = shift > 0 or 64.0 * peak > _F32_MAX
-    limit = math.ldexp(_F32_MAX, -shift)
 
     result = np.empty(dri.shape, dtype=np.float32)
     for start in range(0, len(zd), BLOCK_FRAMES):
