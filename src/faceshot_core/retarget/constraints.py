@@ -117,13 +117,16 @@ def sanitize_reference(points: np.ndarray) -> np.ndarray:
     A valid reference is returned unchanged (bit for bit); float64 in, float64 out.
     """
     p = np.array(points, dtype=np.float64, copy=True)
-    _, y = face_frame(p)
+    x, y = face_frame(p)
+    swapped = False
     for pairs in (INNER_LIP_PAIRS, EYELID_PAIRS[:2], EYELID_PAIRS[2:]):
         if _swapped(y, pairs):
             upper = [a for a, _ in pairs]
             lower = [b for _, b in pairs]
             p[upper + lower] = p[lower + upper]
-    x, y = face_frame(p)
+            swapped = True
+    if swapped:
+        x, y = face_frame(p)
     fx, fy = x[None].copy(), y[None].copy()
     project(fx, fy, Margins.of(x, y, 0.0))
     dx, dy = fx[0] - x, fy[0] - y

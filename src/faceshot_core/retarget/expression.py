@@ -48,6 +48,7 @@ Strength: each driving change is multiplied by the part's strength before the ru
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -107,13 +108,15 @@ class Points:
     index: np.ndarray  # [N]
     corner_a: np.ndarray  # [N]
     corner_b: np.ndarray  # [N]
+    gather: np.ndarray  # [3 N]: index, corner_a, corner_b (one ``take`` for all three)
 
     @classmethod
     def of(cls, groups: list[tuple[tuple[int, ...], tuple[int, int]]]) -> Points:
         index = [i for points, _ in groups for i in points]
         a = [c[0] for points, c in groups for _ in points]
         b = [c[1] for points, c in groups for _ in points]
-        return cls(*(np.asarray(v, dtype=np.intp) for v in (index, a, b)))
+        i, ca, cb = (np.asarray(v, dtype=np.intp) for v in (index, a, b))
+        return cls(i, ca, cb, np.concatenate([i, ca, cb]))
 
 
 def corner_heights(
@@ -126,14 +129,18 @@ def corner_heights(
     (clamped to half a width beyond the corners), the width is floored, so degenerate parts stay
     finite.
     """
-    xa, ya = x[:, pts.corner_a], y[:, pts.corner_a]
-    dx = x[:, pts.corner_b] - xa
-    dy = y[:, pts.corner_b] - ya
+    n = len(pts.index)
+    gx = np.take(x, pts.gather, axis=1)
+    gy = np.take(y, pts.gather, axis=1)
+    xp, xa, xb = gx[:, :n], gx[:, n : 2 * n], gx[:, 2 * n :]
+    yp, ya, yb = gy[:, :n], gy[:, n : 2 * n], gy[:, 2 * n :]
+    dx = xb - xa
+    dy = yb - ya
     width = np.maximum(np.hypot(dx, dy), MIN_SIZE)
     safe_dx = np.where(np.abs(dx) > 1e-6 * width, dx, 1e-6 * width)
-    t = np.clip((x[:, pts.index] - xa) / safe_dx, -0.5, 1.5)
+    t = np.clip((xp - xa) / safe_dx, -0.5, 1.5)
     line = ya + t * dy
-    return (y[:, pts.index] - line) / width, line, width
+    return (yp - line) / width, line, width
 
 
 @dataclass
@@ -166,12 +173,23 @@ class Openings:
         return self.layer_sign * (heights[:, k2 : k2 + j] - 0.5 * (inner[:, 0::2] + inner[:, 1::2]))
 
 
-def prepare_openings(
-    ref_x: np.ndarray, ref_y: np.ndarray, dri_x: np.ndarray, dri_y: np.ndarray,
-    parts: tuple[str, ...], strength: dict[str, float],
-) -> Openings | None:  # fmt: skip
-    """The :class:`Openings` of the modelled parts among ``parts``, from face-frame ``[1, 68]``
-    points of the reference and driving frame 0 (``None`` when no part is modelled)."""
+@dataclass(frozen=True)
+class Layout:
+    """The fixed tables of the modelled parts among a selection of parts (cached)."""
+
+    points: Points  # [2 K + 3 J]
+    k: int
+    j: int
+    pair_part: tuple[str, ...]  # [K] strength key of each pair
+    cap: np.ndarray  # [K]
+    closed_level: np.ndarray  # [K]
+    layer_sign: np.ndarray  # [J]
+    inner_source: np.ndarray  # [2 J]
+
+
+@lru_cache(maxsize=64)
+def layout(parts: tuple[str, ...]) -> Layout | None:
+    """The :class:`Layout` of ``parts`` (``None`` when neither eyes nor mouth are selected)."""
     specs = [s for s in SPECS if s.part in parts]
     if not specs:
         return None
@@ -191,24 +209,39 @@ def prepare_openings(
         upper.index(i) if i in upper else k + lower.index(i) if i in lower else 2 * k + n
         for n, i in enumerate(inner)
     ]
-    char, _, _ = corner_heights(ref_x, ref_y, points)
-    drive, _, _ = corner_heights(dri_x, dri_y, points)
-    levels = [s.closed_level for s in specs for _ in s.upper]
-    return Openings(
-        points, k, len(outer),
-        np.array([strength.get(s.part, 1.0) for s in specs for _ in s.upper]),
+    return Layout(
+        points, k, len(outer), tuple(s.part for s in specs for _ in s.upper),
         np.array([s.cap for s in specs for _ in s.upper]),
-        _stretch(drive[0, k : 2 * k] - drive[0, :k], levels),
+        np.array([s.closed_level for s in specs for _ in s.upper]),
         np.repeat([-1.0, 1.0], [len(outer) // 2, len(outer) - len(outer) // 2]),
-        np.full(len(outer), strength.get("mouth", 1.0)),
-        np.asarray(source, dtype=np.intp), char[0], drive[0],
-        np.maximum(drive[0, k : 2 * k] - drive[0, :k], 0.0),
+        np.asarray(source, dtype=np.intp),
     )  # fmt: skip
 
 
-def _stretch(rest_gap: np.ndarray, level: list[float]) -> np.ndarray:
+def prepare_openings(
+    ref_x: np.ndarray, ref_y: np.ndarray, dri_x: np.ndarray, dri_y: np.ndarray,
+    parts: tuple[str, ...], strength: dict[str, float],
+) -> Openings | None:  # fmt: skip
+    """The :class:`Openings` of the modelled parts among ``parts``, from face-frame ``[1, 68]``
+    points of the reference and driving frame 0 (``None`` when no part is modelled)."""
+    lay = layout(parts)
+    if lay is None:
+        return None
+    k = lay.k
+    char, _, _ = corner_heights(ref_x, ref_y, lay.points)
+    drive, _, _ = corner_heights(dri_x, dri_y, lay.points)
+    rest_gap = drive[0, k : 2 * k] - drive[0, :k]
+    return Openings(
+        lay.points, k, lay.j,
+        np.array([strength.get(part, 1.0) for part in lay.pair_part]),
+        lay.cap, _stretch(rest_gap, lay.closed_level), lay.layer_sign,
+        np.full(lay.j, strength.get("mouth", 1.0)), lay.inner_source, char[0], drive[0],
+        np.maximum(rest_gap, 0.0),
+    )  # fmt: skip
+
+
+def _stretch(rest_gap: np.ndarray, lv: np.ndarray) -> np.ndarray:
     """``g0 / (g0 - L)`` where the driving rest gap ``g0`` is at least ``2 L``, else 1."""
-    lv = np.asarray(level)
     ok = (lv > 0) & (rest_gap >= 2 * lv)
     return np.where(ok, rest_gap / np.where(ok, rest_gap - lv, 1.0), 1.0)
 

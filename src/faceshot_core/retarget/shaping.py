@@ -58,13 +58,15 @@ def resolve_strength(strength: Mapping[str, float] | None) -> dict[str, float]:
     return out
 
 
-def _to_face(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Face-frame ``x``, ``y`` of complex points ``[B, 68]``, with the frame's origin and axis."""
+def _to_face(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Face-frame points of complex points ``[B, 68]`` (a new complex array ``f``: ``f.real``
+    and ``f.imag`` are the face-frame ``x`` and ``y``), with the frame's origin and axis."""
     j0, j1 = JAW_ENDPOINTS
     origin = 0.5 * (z[:, j0] + z[:, j1])
     axis = unit(z[:, j1] - z[:, j0])
-    f = (z - origin[:, None]) * np.conj(axis)[:, None]
-    return f.real.copy(), f.imag.copy(), origin, axis
+    f = z - origin[:, None]
+    f *= np.conj(axis)[:, None]
+    return f, origin, axis
 
 
 @dataclass
@@ -85,8 +87,9 @@ def prepare_shaping(
     """The :class:`Shaping` of a (sanitized) reference ``zr`` and driving frame 0 (complex
     ``[68]``); ``parts`` are the parts with local motion, ``strength`` from
     :func:`resolve_strength`."""
-    rx, ry, _, _ = _to_face(zr[None])
-    dx, dy, _, _ = _to_face(zd0[None])
+    fr, _, _ = _to_face(zr[None])
+    fd, _, _ = _to_face(zd0[None])
+    rx, ry, dx, dy = fr.real, fr.imag, fd.real, fd.imag
     point_strength = None
     if any(v != 1.0 for v in strength.values()):
         point_strength = np.ones(len(zr))
@@ -106,14 +109,17 @@ def shape_block(sh: Shaping, y: np.ndarray, rest: np.ndarray, zd: np.ndarray) ->
     """
     if sh.point_strength is not None:
         y = rest + (y - rest) * sh.point_strength
-    x, fy, origin, axis = _to_face(y)
-    dx, dy, _, _ = _to_face(zd)
+    f, origin, axis = _to_face(y)
+    fd, _, _ = _to_face(zd)
+    x, fy, dx, dy = f.real, f.imag, fd.real, fd.imag  # views: edits to x, fy change f
     if sh.openings is not None:
         move_openings(sh.openings, x, fy, dx, dy)
     if sh.jaw is not None:
         move_jaw(sh.jaw, x, fy, dx, dy)
     project(x, fy, sh.margins)
-    out = (x + 1j * fy) * axis[:, None] + origin[:, None]
+    out = f
+    out *= axis[:, None]
+    out += origin[:, None]
     # The documented bound of the run motion holds after shaping too; only degenerate input
     # (a face collapsed to a point driven by a real one) comes near it.
     size = np.abs(out)
