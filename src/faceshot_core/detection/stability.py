@@ -27,9 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import find_peaks
 
-# Lid pairs (upper, lower) of both eyes and the inner-lip pairs (upper, lower).
-EYE_PAIRS = ((37, 41), (38, 40), (43, 47), (44, 46))
-MOUTH_PAIRS = ((61, 67), (62, 66), (63, 65))
+from faceshot_core.anatomy import EYELID_PAIRS, INNER_LIP_PAIRS
 
 #: Events smaller than these (fractions of the IOD) are not counted: at dlib's noise level
 #: (about 1 % of the IOD per point) a smaller dip is as likely noise as a blink.
@@ -78,12 +76,12 @@ def max_motion(points: np.ndarray) -> float:
 
 def eye_aperture(points: np.ndarray) -> np.ndarray:
     """``[M]`` mean lid gap of both eyes (|37-41|, |38-40|, |43-47|, |44-46|), pixels."""
-    return _gap(_points(points), EYE_PAIRS)
+    return _gap(_points(points), EYELID_PAIRS)
 
 
 def mouth_opening(points: np.ndarray) -> np.ndarray:
     """``[M]`` mean inner-lip gap (|61-67|, |62-66|, |63-65|), pixels."""
-    return _gap(_points(points), MOUTH_PAIRS)
+    return _gap(_points(points), INNER_LIP_PAIRS)
 
 
 def _gap(arr: np.ndarray, pairs: tuple[tuple[int, int], ...]) -> np.ndarray:
