@@ -16,17 +16,18 @@ milliseconds:
   face's motion fading out with distance, so thin structures bend smoothly and nothing shows a
   seam or a stair step; the two are cross-faded across the apron.  The image border is not
   pinned, and one ``cv2.remap`` (bilinear, reflecting at the border) samples the reference.
-* **Mouth and lids.**  A mouth opened wider than in the reference needs pixels the reference
-  does not have: a dark cavity (dark red, darker at the back) is painted into the destination
-  inner-lip polygon with feathered edges, a soft teeth band under the upper lip when a closed
-  reference opens wide, and a reference that already shows its mouth interior keeps it, moving
-  with the upper lip, so the newly opened gap appears below it.  A closing eye is the warp
-  squashing the eye triangles under the stretched lid; a light shadow is drawn along the closed
-  lid line.
+* **Mouth and lids.**  The mouth interior is painted strictly inside the reposed inner lips:
+  a cavity shaded from a darkened lip colour at the lips to near black at the back, and the
+  reference's own interior split into an upper layer carried by the upper lip (upper teeth)
+  and a lower one carried by the lower lip, so teeth are neither stretched nor folded as the
+  mouth opens and closes; a closed reference gets a soft teeth band when it opens wide, and a
+  mouth closing beyond the reference's gets a dark line where the lips meet.  A closing eye is
+  the lid skin above it stretched down over it, its margin (lashes) kept as a band of fixed
+  thickness that moves with the lid; a light shadow is drawn along the closed lid line.
 
 One module per job.  Imports go one way: geometry, contours, raster and apron know nothing of
-the others, triangulation builds on geometry, mesh, exterior, mouth and eyelids on those,
-warper on all:
+the others, triangulation builds on geometry, mesh, exterior, face_warp, lip_layers, mouth and
+eyelids on those, warper on all:
 
 * :mod:`.geometry` - similarity fits, signed areas, the face frame;
 * :mod:`.contours` - the core vertices: landmarks plus Catmull-Rom contour midpoints;
@@ -34,8 +35,10 @@ warper on all:
 * :mod:`.apron` - where the apron goes, a little outside the face;
 * :mod:`.mesh` - :func:`build_mesh`: anchors and the fixed triangulation of a reference;
 * :mod:`.exterior` - the smooth field beyond the face and the hand-over weight;
+* :mod:`.face_warp` - the exact piecewise-affine face warp by lookup tables;
 * :mod:`.raster` - pixel boxes, feathered masks, reusable scratch planes;
-* :mod:`.mouth` - the mouth interior (cavity, teeth, the reference's own interior);
+* :mod:`.lip_layers` - the reference's own mouth interior, carried by the lips;
+* :mod:`.mouth` - the mouth interior (cavity, teeth band, the lip layers, the lip line);
 * :mod:`.eyelids` - the shadow along a closing lid;
 * :mod:`.warper` - :class:`LandmarkWarper`, the per-frame warp.
 """

@@ -49,7 +49,7 @@ from faceshot_backends.warp_engine.raster import SHIFT, Box, Planes
 
 _NODES_PER_SIDE = 64  # coarse grid cells along the longer image side
 _MIN_STEP = 4  # px: the coarse grid is never finer than this
-_INVERT_STEPS = 6  # fixed-point steps from the forward to the backward field
+_INVERT_STEPS = 5  # fixed-point steps from the forward to the backward field
 _STRETCH = 2.5  # the fade spans at least this many times the motion of the face's edge
 _REACH_LIMIT = 4.0  # the field is zero beyond this many times ``falloff`` from the face
 _EPS = 1e-3  # px: displacements below this count as none
@@ -128,7 +128,8 @@ class ExteriorField:
         self._edge = np.flatnonzero(np.abs(beyond).max(axis=0, initial=0.0) > 0)
         self._falloff = max(falloff, 1.0)
         self._nodes = nodes.astype(np.float32)
-        self._planes = Planes(2, nx * ny * step * step)
+        self._node_index = np.dstack(np.meshgrid(np.arange(nx), np.arange(ny))).astype(np.float32)
+        self._planes = Planes(2, nx * ny * step * step)  # (a band needs far less)
 
     def forward(self, motion: np.ndarray) -> Forward | None:
         """The forward field for the motion ``[num_moving, 2]`` of the moving vertices, or None.
@@ -159,7 +160,7 @@ class ExteriorField:
         to_node = np.float32(1.0 / self.step)
         back = -field
         for _ in range(_INVERT_STEPS):
-            at = (self._nodes + back + np.float32(0.5)) * to_node + np.float32(_PAD - 0.5)
+            at = self._node_index + back * to_node  # where each frame node comes from, in nodes
             back = -cv2.remap(field, at[..., 0], at[..., 1], cv2.INTER_LINEAR, None,
                               cv2.BORDER_REPLICATE)  # fmt: skip
         return back

@@ -39,6 +39,7 @@ import numpy as np
 from faceshot_backends.warp_engine.apron import apron_points
 from faceshot_backends.warp_engine.contours import (
     CONTOURS,
+    LID_MARGINS,
     LID_PAIRS,
     LIP_PAIRS,
     NUM_CORE,
@@ -205,10 +206,11 @@ def _separate_closed_pairs(points: np.ndarray) -> np.ndarray:
 
 
 def _contour_edges() -> list[tuple[int, int]]:
-    """Edges the triangulation must keep: jaw, brows, nose bridge, lips and eye outlines."""
+    """Edges the triangulation must keep: jaw, brows, nose bridge, lips, eyes, lid margins."""
     edges = [(r[i], r[i + 1]) for r in _OPEN_RUNS for i in range(len(r) - 1)]
     loops = [OUTER_LIPS, *CONTOURS.values()]
     edges += [(r[i], r[(i + 1) % len(r)]) for r in loops for i in range(len(r))]
+    edges += [(r[i], r[i + 1]) for r in LID_MARGINS.values() for i in range(len(r) - 1)]
     return edges
 
 

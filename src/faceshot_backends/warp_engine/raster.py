@@ -26,6 +26,26 @@ def patch_box(points: np.ndarray, pad: float, size: tuple[int, int]) -> Box | No
     return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
 
 
+def within(inner: Box, outer: Box) -> tuple[slice, slice]:
+    """Index of box ``inner`` in an array covering box ``outer`` (which holds it)."""
+    return slice(inner[1] - outer[1], inner[3] - outer[1]), slice(
+        inner[0] - outer[0], inner[2] - outer[0]
+    )
+
+
+def intersection(a: Box, b: Box) -> Box | None:
+    """The overlap of two boxes, or None."""
+    x0, y0, x1, y1 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+    return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
+
+
+def union(a: Box | None, b: Box | None) -> Box | None:
+    """The smallest box holding both (either may be None)."""
+    if a is None or b is None:
+        return a or b
+    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+
+
 def poly_mask(polygon: np.ndarray, box: Box, sigma: float, *, closed: bool = True) -> np.ndarray:
     """Feathered float32 mask (0..1) of a polygon (or a polyline when not ``closed``) in ``box``."""
     x0, y0, x1, y1 = box

@@ -3,24 +3,22 @@
 Everything expensive is decided once per reference (mesh, smooth field, mouth layer, buffers),
 so that a frame costs a few milliseconds:
 
-* **Face.**  Only triangles of the face and the apron with a moved vertex matter; their bounding
-  box is the only region recomputed.  Each destination triangle gets the 2x3 affine that maps it
-  back onto its reference triangle; a per-pixel triangle-id map is rasterised with
-  ``cv2.fillConvexPoly`` and the affine coefficients are gathered with ``cv2.LUT`` into the
-  maps.  Triangles that fold over (their orientation flips) are drawn *under* the others, so a
-  fold shows the neighbouring texture rather than a mirrored copy; triangles squashed to
-  nothing are skipped.
-* **Beyond the face.**  The smooth field of :mod:`.exterior` (hair, ears, neck, background),
-  cross-faded with the face's maps across the apron.
-* **Sampling.**  One ``cv2.remap`` (bilinear, reflecting at the image border, where content
-  slides in with a head that fills the frame) samples the reference; the mouth interior and
-  the lid shadow are painted on top.
+* **Vertices.**  Landmarks and contour midpoints, head anchors (the head's similarity motion),
+  the apron (the smooth field's motion at its reference position); only the region that moved
+  is recomputed, in bands of rows.
+* **Maps.**  The smooth field of :mod:`.exterior` (hair, ears, neck, background), handed over
+  to the exact piecewise-affine face warp of :mod:`.face_warp` across the apron.
+* **Sampling.**  One ``cv2.remap`` per band (bilinear, reflecting at the image border, where
+  content slides in with a head that fills the frame) samples the reference; the mouth interior
+  and the lid shadow are painted on top.
 
 Every per-pixel array is a reused plane (:class:`~.raster.Planes`): fresh megabyte arrays
 every frame cost more in page faults than the arithmetic does.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
@@ -29,15 +27,15 @@ from numpy.typing import ArrayLike
 from faceshot_backends.warp_engine.contours import NUM_CORE, core_vertices
 from faceshot_backends.warp_engine.exterior import ExteriorField, Forward
 from faceshot_backends.warp_engine.eyelids import EyelidShadow
+from faceshot_backends.warp_engine.face_warp import FaceWarp
 from faceshot_backends.warp_engine.geometry import (
     apply_affine,
-    cross,
     face_frame,
     similarity_transform,
 )
 from faceshot_backends.warp_engine.mesh import build_mesh
 from faceshot_backends.warp_engine.mouth import MouthInterior
-from faceshot_backends.warp_engine.raster import SHIFT, Box, Planes, patch_box
+from faceshot_backends.warp_engine.raster import Box, Planes, intersection, patch_box, union
 from faceshot_core.schema import NUM_POINTS
 
 #: Landmarks an expression barely moves: the head's similarity motion is fitted on these.
@@ -46,6 +44,7 @@ STABLE_POINTS = (0, 16, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 39, 42, 45)
 _MOVE_EPS = 1e-3  # px: a vertex that moved less than this is treated as fixed
 _MIN_AREA = 1e-3  # px^2 (twice the area): smaller destination triangles cover no pixel
 _FAR = 4.0  # points are clamped to this many image sizes beyond the border
+_BAND = 112  # rows warped at a time (maps and scratch stay in the CPU cache; fewer calls)
 
 
 class LandmarkWarper:
@@ -102,18 +101,15 @@ class LandmarkWarper:
         self._exterior = ExteriorField(self.mesh, self.size, falloff=falloff * half_width)
         drawn = self.mesh.num_moving + self.mesh.num_apron
         self._apron = slice(self.mesh.num_moving, drawn)
-        face = (self.mesh.triangles < drawn).all(axis=1)  # the face and the apron
-        self._triangles = self.mesh.triangles[face]
-        self._orientation = self.mesh.orientation[face]
+        self._num_drawn = drawn
+        self._face = FaceWarp(
+            self.mesh, self.size, self._exterior.inside_weight, rows=_BAND, far=_FAR * max(w, h)
+        )
         self._mouth = MouthInterior(self._image, verts, teeth=teeth) if mouth_interior else None
         self._lids = EyelidShadow(verts) if eyelid_shadow else None
-        small = len(self._triangles) < 256  # the id T (identity) must fit too
-        self._ids = np.empty((h, w), dtype=np.uint8 if small else np.uint16)
-        self._lut = np.zeros((6, 256 if small else 65536), dtype=np.float32)
-        # Pixel coordinates, whole planes (cv2's fused multiply-adds take no broadcasting).
-        self._grid_x = np.repeat(np.arange(w, dtype=np.float32)[None, :], h, axis=0)
-        self._grid_y = np.repeat(np.arange(h, dtype=np.float32)[:, None], w, axis=1)
-        self._planes = Planes(6, w * h)  # face map x, y, a temporary, the weight, identity x, y
+        self._grid_x = np.arange(w, dtype=np.float32)[None, :]
+        self._grid_y = np.arange(h, dtype=np.float32)[:, None]
+        self._planes = Planes(3, 2 * w * _BAND)  # per band: identity x, y; the interleaved map
 
     @staticmethod
     def _check_points(points: ArrayLike) -> np.ndarray:
@@ -163,71 +159,56 @@ class LandmarkWarper:
         identity where nothing moves.  For tests and inspection; :meth:`render` computes only
         the moved part.
         """
-        dst, forward = self._frame(points)
-        full = np.dstack([self._grid_x, self._grid_y])
-        box, map_x, map_y = self._box_maps(dst, forward)
-        if box is not None:
-            x0, y0, x1, y1 = box
-            full[y0:y1, x0:x1] = np.dstack([map_x, map_y])
+        full = np.dstack(np.broadcast_arrays(self._grid_x, self._grid_y)).astype(np.float32)
+        for (x0, y0, x1, y1), maps in self._bands(*self._frame(points)):
+            full[y0:y1, x0:x1] = maps
         return full
 
     def render(self, points: ArrayLike) -> np.ndarray:
         """The reference warped so that its landmarks move to ``points``: RGB uint8 [H, W, 3]."""
         dst, forward = self._frame(points)
         out = self._image.copy()
-        box, map_x, map_y = self._box_maps(dst, forward)
-        if box is None:
-            return out
-        x0, y0, x1, y1 = box
-        maps = cv2.merge([map_x, map_y])  # one interleaved map: remap reads it faster
-        # map2 is None for an interleaved map1, which OpenCV's stubs do not know.
-        cv2.remap(self._image, maps, None, cv2.INTER_LINEAR, out[y0:y1, x0:x1],  # type: ignore[call-overload]
-                  cv2.BORDER_REFLECT_101)  # fmt: skip
+        for (x0, y0, x1, y1), maps in self._bands(dst, forward):
+            # map2 is None for an interleaved map1, which OpenCV's stubs do not know.
+            cv2.remap(self._image, maps, None, cv2.INTER_LINEAR, out[y0:y1, x0:x1],  # type: ignore[call-overload]
+                      cv2.BORDER_REFLECT_101)  # fmt: skip
         if self._mouth is not None:
             self._mouth.apply(out, dst)
         if self._lids is not None:
             self._lids.apply(out, dst)
         return out
 
-    def _box_maps(
-        self, dst: np.ndarray, forward: Forward | None
-    ) -> tuple[Box | None, np.ndarray, np.ndarray]:
-        """The box where anything moves, and the backward maps of its pixels.
+    def _bands(self, dst: np.ndarray, forward: Forward | None) -> Iterator[tuple[Box, np.ndarray]]:
+        """The moved region in bands of rows, each with its interleaved backward map [h, w, 2].
 
         The smooth field's maps, handed over to the exact face warp on the face and the apron.
+        A band at a time, so that its maps and scratch planes stay in the CPU cache, and so that
+        the middle of a band can skip the hand-over (see :meth:`_face_band`); bands of about a
+        hundred rows balance that against the per-call overhead of narrower ones.
         """
         back = None if forward is None else self._exterior.backward(forward)
         face_box = self._moved_box(dst)
-        box = _union(face_box, None if back is None else self._exterior.moved_box(back))
+        box = union(face_box, None if back is None else self._exterior.moved_box(back))
         if box is None:
-            return None, self._grid_x[:0, :0], self._grid_y[:0, :0]
-        x0, y0, x1, y1 = box
-        if back is None:  # only the inside of the face moved: the field outside is the identity
-            map_x, map_y = (self._planes.get(k, (y1 - y0, x1 - x0)) for k in (4, 5))
-            map_x[:] = self._grid_x[y0:y1, x0:x1]
-            map_y[:] = self._grid_y[y0:y1, x0:x1]
-        else:
-            map_x, map_y = self._exterior.maps(back, box)
+            return
         if face_box is not None:
-            inner = _within(face_box, box)
-            self._blend_face(dst, face_box, map_x[inner], map_y[inner])
-        return box, map_x, map_y
-
-    def _blend_face(self, dst: np.ndarray, box: Box, map_x: np.ndarray, map_y: np.ndarray) -> None:
-        """Hand the maps of ``box`` over to the exact face warp, in place.
-
-        The weight is the reference's :attr:`~.exterior.ExteriorField.inside_weight` at the
-        point the face warp maps each pixel to: 1 on the face, fading to 0 across the apron,
-        and 0 beyond it (where the face warp sends pixels far out of the image).  The weight
-        changes by a few hundredths per pixel at most, so the nearest sample is enough (and
-        five times cheaper than a bilinear one).
-        """
-        face_x, face_y = self._maps(dst, box)
-        weight = self._planes.get(3, face_x.shape)
-        cv2.remap(self._exterior.inside_weight, face_x, face_y, cv2.INTER_LINEAR, weight)
-        for face, target in ((face_x, map_x), (face_y, map_y)):
-            cv2.subtract(face, target, face)
-            cv2.accumulateProduct(face, weight, target)  # target += (face - target) weight
+            ids = self._face.prepare(dst, face_box)
+        x0, y0, x1, y1 = box
+        for top in range(y0, y1, _BAND):
+            band = (x0, top, x1, min(top + _BAND, y1))
+            shape = (band[3] - top, x1 - x0)
+            if back is None:  # only the inside of the face moved: the identity outside it
+                map_x, map_y = (self._planes.get(k, shape) for k in (0, 1))
+                map_x[:] = self._grid_x[:, x0:x1]
+                map_y[:] = self._grid_y[top : band[3]]
+            else:
+                map_x, map_y = self._exterior.maps(back, band)
+            inner = None if face_box is None else intersection(face_box, band)
+            if face_box is not None and inner is not None:
+                self._face.band(ids, face_box, inner, band, map_x, map_y)
+            maps = self._planes.get(2, (shape[0], 2 * shape[1])).reshape(*shape, 2)
+            cv2.merge([map_x, map_y], maps)  # one interleaved map: remap reads it faster
+            yield band, maps
 
     def _moved_box(self, dst: np.ndarray) -> Box | None:
         """Bounding box of the destination triangles with a moved vertex, clipped to the image.
@@ -235,83 +216,11 @@ class LandmarkWarper:
         Outside it every pixel lies in a triangle that did not move (the mesh tiles the image),
         whose backward map is the identity, so the reference pixels are already right there.
         """
-        moved = np.abs(dst - self.mesh.vertices).max(axis=1) > _MOVE_EPS
+        drawn = dst[: self._num_drawn]
+        moved = np.abs(drawn - self.mesh.vertices[: self._num_drawn]).max(axis=1) > _MOVE_EPS
         if not moved.any():
             return None
-        tris = self._triangles[moved[self._triangles].any(axis=1)]
+        if moved.all():  # the usual case: the box of everything drawn
+            return patch_box(drawn, 1.0, self.size)
+        tris = self._face.triangles[moved[self._face.triangles].any(axis=1)]
         return patch_box(dst[tris.ravel()], 1.0, self.size) if len(tris) else None
-
-    def _backward_affines(self, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per triangle, the 2x3 affine from destination to reference ([T, 2, 3]) and a status.
-
-        Status: 1 for a drawable triangle, -1 for one folded over (drawn first, so underneath),
-        0 for one squashed to (almost) nothing (not drawn; its affine would be ill-conditioned).
-        """
-        tris = self._triangles
-        d, s = dst[tris], self.mesh.vertices[tris]  # [T, 3, 2]
-        area = cross(d[:, 0], d[:, 1], d[:, 2])
-        ok = np.abs(area) > _MIN_AREA
-        dh = np.concatenate([d.transpose(0, 2, 1), np.ones((len(tris), 1, 3))], axis=1)
-        dh[~ok] = np.eye(3)
-        affine = s.transpose(0, 2, 1) @ np.linalg.inv(dh)  # [T, 2, 3]
-        status = np.where(ok, np.where(area * self._orientation < 0, -1, 1), 0)
-        return affine, status
-
-    def _triangle_ids(self, dst: np.ndarray, box: Box, status: np.ndarray) -> np.ndarray:
-        """Rasterise destination triangles into a triangle-id map of ``box`` (folded first).
-
-        Pixels no triangle covers keep the id ``T``, whose affine is the identity.
-        """
-        x0, y0, x1, y1 = box
-        ids = self._ids[: y1 - y0, : x1 - x0]
-        ids.fill(len(self._triangles))
-        d = dst[self._triangles]
-        lo, hi = d.min(axis=1), d.max(axis=1)
-        visible = (hi[:, 0] >= x0) & (lo[:, 0] < x1) & (hi[:, 1] >= y0) & (lo[:, 1] < y1)
-        fixed = np.rint((d - (x0, y0)) * (1 << SHIFT)).astype(np.int32)
-        for wanted in (-1, 1):
-            for t in np.flatnonzero(visible & (status == wanted)):
-                cv2.fillConvexPoly(ids, fixed[t], int(t), cv2.LINE_8, SHIFT)
-        return ids
-
-    def _maps(self, dst: np.ndarray, box: Box) -> tuple[np.ndarray, np.ndarray]:
-        """``map_x``, ``map_y`` (float32, ``box``-sized) for :func:`cv2.remap`.
-
-        The six affine coefficients of every pixel's triangle are gathered with ``cv2.LUT`` on
-        the id map (one table lookup per coefficient, no per-pixel Python or fancy indexing).
-        """
-        affine, status = self._backward_affines(dst)
-        ids = self._triangle_ids(dst, box, status)
-        x0, y0, x1, y1 = box
-        count = len(affine)
-        far = -_FAR * max(self.size)  # uncovered pixels: sent far out, where the weight is 0
-        coeffs = np.concatenate([affine, [[[0.0, 0.0, far], [0.0, 0.0, far]]]])
-        coeffs[..., 2] += coeffs[..., 0] * x0 + coeffs[..., 1] * y0  # to the box's pixel grid
-        self._lut[:, : count + 1] = coeffs.reshape(count + 1, 6).T
-        shape = (y1 - y0, x1 - x0)
-        xs, ys = self._grid_x[: shape[0], : shape[1]], self._grid_y[: shape[0], : shape[1]]
-        temp = self._planes.get(2, shape)
-        maps = []
-        for k in (0, 1):  # x = a x + b y + c, then y = d x + e y + f
-            m = self._planes.get(k, shape)
-            cv2.LUT(ids, self._lut[3 * k + 2], m)
-            cv2.LUT(ids, self._lut[3 * k], temp)
-            cv2.accumulateProduct(temp, xs, m)
-            cv2.LUT(ids, self._lut[3 * k + 1], temp)
-            cv2.accumulateProduct(temp, ys, m)
-            maps.append(m)
-        return maps[0], maps[1]
-
-
-def _within(inner: Box, outer: Box) -> tuple[slice, slice]:
-    """Index of box ``inner`` in an array covering box ``outer`` (which holds it)."""
-    return slice(inner[1] - outer[1], inner[3] - outer[1]), slice(
-        inner[0] - outer[0], inner[2] - outer[0]
-    )
-
-
-def _union(a: Box | None, b: Box | None) -> Box | None:
-    """The smallest box holding both (either may be None)."""
-    if a is None or b is None:
-        return a or b
-    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
