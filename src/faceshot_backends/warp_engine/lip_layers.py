@@ -97,18 +97,22 @@ class LipLayers:
         shape = (y1 - y0, x1 - x0)
         d = np.vstack([dst[0][_STRIP_TRIANGLES], dst[1][_STRIP_TRIANGLES]]) - (x0, y0)
         s = np.vstack([src[0][_STRIP_TRIANGLES], src[1][_STRIP_TRIANGLES]])
-        colour = self._colour(s, d, shape)
+        colour, reached = self._colour(s, d, shape)
         alpha = np.zeros(shape, dtype=np.float32)
         for strip in dst:
             np.maximum(alpha, _coverage(strip - (x0, y0), shape), out=alpha)
+        alpha[~reached] = 0.0  # (a sliver the grown id map missed: never far-away colours)
         return Layer(colour, alpha)
 
-    def _colour(self, src: np.ndarray, dst: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    def _colour(
+        self, src: np.ndarray, dst: np.ndarray, shape: tuple[int, int]
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The reference warped from triangles ``src`` onto ``dst`` (box pixels), later on top.
 
         Triangle ids are rasterised in order (the upper strip's last, so it is in front),
-        grown by 2 px to cover the anti-aliased rims, and each pixel's affine is gathered with
-        ``cv2.LUT``; pixels no triangle reaches are sent far out (their coverage is zero).
+        grown by 3 px to cover the anti-aliased rims, and each pixel's affine is gathered with
+        ``cv2.LUT``; pixels no triangle reaches are sent far out and reported (the second
+        result is where a triangle reached).
         """
         area = cross(dst[:, 0], dst[:, 1], dst[:, 2])
         ok = np.abs(area) > 1e-3
@@ -116,7 +120,7 @@ class LipLayers:
         fixed = np.rint(dst * (1 << SHIFT)).astype(np.int32)
         for t in np.flatnonzero(ok):
             cv2.fillConvexPoly(drawn, fixed[t], int(t) + 1, cv2.LINE_8, SHIFT)
-        ids = np.asarray(cv2.dilate(drawn, np.ones((5, 5), np.uint8)))
+        ids = np.asarray(cv2.dilate(drawn, np.ones((7, 7), np.uint8)))
         dh = np.concatenate([dst.transpose(0, 2, 1), np.ones((len(dst), 1, 3))], axis=1)
         dh[~ok] = np.eye(3)
         affine = src.transpose(0, 2, 1) @ np.linalg.inv(dh)  # box pixel -> reference
@@ -130,7 +134,7 @@ class LipLayers:
         colour = cv2.remap(
             self._image, map_x, map_y, cv2.INTER_LINEAR, None, cv2.BORDER_REFLECT_101
         )
-        return np.asarray(colour, dtype=np.float32)
+        return np.asarray(colour, dtype=np.float32), ids > 0
 
 
 def _coverage(strip: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
