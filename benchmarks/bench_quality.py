@@ -48,7 +48,7 @@ from faceshot_backends.warp_engine import LandmarkWarper
 from faceshot_core.anatomy import openings, violations
 from faceshot_core.detection.stability import jitter
 from faceshot_core.landmark_files import load_face
-from faceshot_core.retarget import retarget_points
+from faceshot_core.retarget import repair_reference, retarget_points
 from faceshot_core.retarget.expression import EYE_CLOSED_LEVEL
 from faceshot_core.sample_data import chelsea, chelsea_landmarks
 from faceshot_core.video import VideoWriter, iter_frames
@@ -78,9 +78,8 @@ def references() -> list[Reference]:
             image[..., :3] if image.ndim == 3 else np.stack([image] * 3, -1)
         )
         size = (image.shape[1], image.shape[0])
-        refs.append(
-            Reference(ann.stem, image, load_face(ann, image_size=size).points.astype(np.float64))
-        )
+        face = repair_reference(load_face(ann, image_size=size))  # what frame 0 is (see retarget)
+        refs.append(Reference(ann.stem, image, face.points.astype(np.float64)))
     return refs
 
 

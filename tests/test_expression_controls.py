@@ -14,6 +14,7 @@ from faceshot.pipeline import detect_reference
 from faceshot.settings import RunSettings, SettingsError
 from faceshot_core.images import save_image
 from faceshot_core.landmark_files import load_face, load_sequence, save_landmarks
+from faceshot_core.landmarks import FaceLandmarks
 from faceshot_core.synthetic import write_motion_clip
 
 STILL = {"mouth": 0, "eyes": 0, "brows": 0, "nose": 0, "jaw": 0}
@@ -106,3 +107,19 @@ def test_settings_validate_the_controls() -> None:
         RunSettings.from_mapping({"motion": {"lips": 1.0}})
     with pytest.raises(SettingsError, match="'head_motion'"):
         RunSettings.from_mapping({"head_motion": 7})
+
+
+def test_a_reference_with_swapped_lip_labels_is_animated_as_repaired(
+    tmp_path: Path, inputs: dict[str, Path]
+) -> None:
+    """The animator gets the landmarks that frame 0 of the reposed sequence is, so a 300-W
+    style annotation with the inner lips listed upside down does not move the lips at frame 0."""
+    face = load_face(inputs["landmarks"])
+    swapped = face.points.copy()
+    swapped[[61, 62, 63, 65, 66, 67]] = face.points[[67, 66, 65, 63, 62, 61]]
+    ann = save_landmarks(tmp_path / "swapped.json",
+                         FaceLandmarks(swapped, face.image_size))  # fmt: skip
+    result = faceshot.run(inputs["image"], inputs["video"], output=tmp_path / "r.mp4",
+                          backend="landmarks", reference_landmarks=ann)  # fmt: skip
+    np.testing.assert_array_equal(result.reference_landmarks.points, result.sequence.points[0])
+    assert not np.array_equal(result.sequence.points[0], swapped)

@@ -31,7 +31,7 @@ from faceshot_core.images import load_image
 from faceshot_core.landmark_files import save_landmarks
 from faceshot_core.landmarks import DEFAULT_FPS, FaceLandmarks, LandmarkSequence
 from faceshot_core.progress import ProgressSink
-from faceshot_core.retarget import retarget
+from faceshot_core.retarget import repair_reference, retarget
 from faceshot_core.video import probe_has_audio, probe_video
 
 PathLike = str | os.PathLike[str]
@@ -126,6 +126,7 @@ def run(
         matching=cfg.matching,
         source="reference image" if isinstance(reference, np.ndarray) else str(reference),
     )  # fmt: skip
+    ref = repair_reference(ref)  # what frame 0 of the reposed sequence is (swapped labels fixed)
     timings["reference_landmarks"] = time.perf_counter() - t
 
     t = time.perf_counter()

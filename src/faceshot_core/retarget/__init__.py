@@ -68,6 +68,7 @@ from faceshot_core.retarget.motion import (
     BLOCK_FRAMES,
     PointsLike,
     SequenceLike,
+    repair_reference,
     retarget,
     retarget_points,
 )
@@ -87,6 +88,7 @@ __all__ = [
     "PART_ALIASES",
     "PointsLike",
     "SequenceLike",
+    "repair_reference",
     "resolve_parts",
     "resolve_strength",
     "retarget",

@@ -215,6 +215,22 @@ def retarget_points(
     return result
 
 
+def repair_reference(reference: FaceLandmarks) -> FaceLandmarks:
+    """The reference as the retargeting animates it: unchanged when it obeys the rules of
+    :mod:`faceshot_core.anatomy`, else repaired
+    (:func:`~faceshot_core.retarget.constraints.sanitize_reference`: swapped lip or lid labels
+    put back, a slight crossing closed).
+
+    Frame 0 of :func:`retarget` is this, so an animator must be given these landmarks as the
+    reference's own, or it would move the image's lips at frame 0.
+    """
+    points, _ = as_points(reference, sequence=False, name="reference")
+    fixed = sanitize_reference(points)
+    if np.array_equal(fixed, points):
+        return reference
+    return FaceLandmarks(fixed.astype(np.float32), reference.image_size, source=reference.source)
+
+
 def retarget(
     reference: PointsLike,
     driving: SequenceLike,
