@@ -3,7 +3,8 @@
 The reference image is warped piecewise-affinely so that its landmarks follow the reposed
 sequence (see :mod:`faceshot_backends.warp_engine`): no weights, no GPU, deterministic.  It
 cannot invent what the reference does not show (teeth, the far side of a turned head) beyond a
-plausible mouth interior, which is what the diffusion backends are for.
+plausible mouth interior and mirrored texture where a head at the image border slides in,
+which is what the diffusion backends are for.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from faceshot_backends.request import AnimationRequest
 
 class WarpOptions(BackendOptions):
     mouth_interior: bool = Field(
-        default=True, description="paint a mouth cavity where the mouth opens wider than in "
-        "the reference",
+        default=True, description="paint the mouth interior inside the reposed inner lips "
+        "(a shaded cavity, the reference's teeth carried by the lips)",
     )  # fmt: skip
 
 
