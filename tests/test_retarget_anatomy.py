@@ -20,7 +20,7 @@ from faceshot_core.anatomy import (
 from faceshot_core.errors import InvalidLandmarksError
 from faceshot_core.retarget import retarget_points
 from faceshot_core.retarget.constraints import sanitize_reference
-from faceshot_core.retarget.expression import EYE_CLOSED_LEVEL
+from faceshot_core.retarget.expression import EYE_CLOSED_LEVEL, MOUTH_CAP
 from faceshot_core.schema import EYES, MOUTH
 from faceshot_core.synthetic_faces import (
     face_down,
@@ -196,3 +196,14 @@ def test_swapped_annotation_is_repaired_and_valid_reference_kept() -> None:
     out = retarget_points(swapped, np.stack([FACE, with_mouth_open(FACE, 0.2)]))
     np.testing.assert_allclose(out[0], opened, atol=1e-4)
     assert describe_violations(out) == []
+
+
+def test_an_open_mouth_has_less_room_to_open() -> None:
+    """A laughing reference plus a yawn stays within MOUTH_CAP of the mouth width; a closed one
+    opens by the driving face's full amount."""
+    yawn = np.stack([FACE, with_mouth_open(FACE, 1.2)])
+    closed = openings(retarget_points(FACE, yawn))
+    assert closed.mouth_ratio[1] == pytest.approx(openings(yawn).mouth_ratio[1], rel=1e-6)
+    laughing = with_mouth_open(FACE, 0.6)
+    out = openings(retarget_points(laughing, yawn))
+    assert openings(laughing).mouth_ratio < out.mouth_ratio[1] <= MOUTH_CAP + 1e-6

@@ -15,8 +15,12 @@ pair of points over each other (upper lid over lower lid, upper inner lip over l
 with ``G0`` the character's rest gap, ``g0`` the driving gap at frame 0, ``g`` the driving gap now
 and ``a`` the widest driving gap so far (``a >= g0``):
 
-* ``top = G0 + min(a - g0, CAP)``: opening past the driving rest opens the character by the same
-  amount of its own part size (so a cat's mouth opens as far, for its width, as the human's);
+* ``top = G0 + room * min(a - g0, CAP)``: opening past the driving rest opens the character by
+  the same amount of its own part size (so a cat's mouth opens as far, for its width, as the
+  human's); for the mouth ``room = max(1 - G0 / MOUTH_CAP, 0)``, so a mouth that is already
+  open (a laughing caricature) has less room left and never opens past ``MOUTH_CAP`` of its
+  width, where adding a yawn on top of a laugh would pull the chin off the picture (eyes:
+  ``room = 1``);
 * ``G = max(top - k (a - g), 0)`` with ``k = top / max(a, min(FLOOR, top))``: closing from the
   widest opening so far closes the character by the same *fraction* of its opening, down to 0
   when the driving face closes fully - a full blink closes the eye whatever its shape, a half
@@ -83,6 +87,7 @@ class PartSpec:
     lower: tuple[int, ...]
     cap: float
     closed_level: float = 0.0
+    room_limit: float = np.inf  # the opening never exceeds this (part widths); see the rule
     # Outer lip points and, for each, the two inner points whose mean it lies over / under.
     outer_upper: tuple[int, ...] = ()
     upper_src: tuple[tuple[int, int], ...] = ()
@@ -94,7 +99,7 @@ SPECS = (
     PartSpec("eyes", (36, 39), (37, 38), (41, 40), EYE_CAP, EYE_CLOSED_LEVEL),
     PartSpec("eyes", (42, 45), (43, 44), (47, 46), EYE_CAP, EYE_CLOSED_LEVEL),
     PartSpec(
-        "mouth", (48, 54), (61, 62, 63), (67, 66, 65), MOUTH_CAP, 0.0,
+        "mouth", (48, 54), (61, 62, 63), (67, 66, 65), MOUTH_CAP, 0.0, MOUTH_CAP,
         (49, 50, 51, 52, 53), ((60, 61), (61, 61), (62, 62), (63, 63), (63, 64)),
         (59, 58, 57, 56, 55), ((60, 67), (67, 67), (66, 66), (65, 65), (65, 64)),
     ),
@@ -158,6 +163,7 @@ class Openings:
     j: int
     strength: np.ndarray  # [K]
     cap: np.ndarray  # [K]
+    room_limit: np.ndarray  # [K]
     stretch: np.ndarray  # [K] factor on closing motion (detected closed level -> closed)
     layer_sign: np.ndarray  # [J] -1 above the inner lip (upper lip), +1 below it
     layer_strength: np.ndarray  # [J]
@@ -183,6 +189,7 @@ class Layout:
     pair_part: tuple[str, ...]  # [K] strength key of each pair
     cap: np.ndarray  # [K]
     closed_level: np.ndarray  # [K]
+    room_limit: np.ndarray  # [K]
     layer_sign: np.ndarray  # [J]
     inner_source: np.ndarray  # [2 J]
 
@@ -213,6 +220,7 @@ def layout(parts: tuple[str, ...]) -> Layout | None:
         points, k, len(outer), tuple(s.part for s in specs for _ in s.upper),
         np.array([s.cap for s in specs for _ in s.upper]),
         np.array([s.closed_level for s in specs for _ in s.upper]),
+        np.array([s.room_limit for s in specs for _ in s.upper]),
         np.repeat([-1.0, 1.0], [len(outer) // 2, len(outer) - len(outer) // 2]),
         np.asarray(source, dtype=np.intp),
     )  # fmt: skip
@@ -234,7 +242,7 @@ def prepare_openings(
     return Openings(
         lay.points, k, lay.j,
         np.array([strength.get(part, 1.0) for part in lay.pair_part]),
-        lay.cap, _stretch(rest_gap, lay.closed_level), lay.layer_sign,
+        lay.cap, lay.room_limit, _stretch(rest_gap, lay.closed_level), lay.layer_sign,
         np.full(lay.j, strength.get("mouth", 1.0)), lay.inner_source, char[0], drive[0],
         np.maximum(rest_gap, 0.0),
     )  # fmt: skip
@@ -270,7 +278,8 @@ def move_openings(
     signed = model.char[k : 2 * k] - model.char[:k]
     rest = np.maximum(signed, 0.0)
     deficit = signed - rest
-    top = rest + np.minimum(peak - g0, model.cap)
+    room = np.clip(1.0 - rest / model.room_limit, 0.0, 1.0)
+    top = rest + room * np.minimum(peak - g0, model.cap)
     close_gain = top / np.maximum(np.maximum(peak, np.minimum(FLOOR, top)), 1e-12)
     opening = np.maximum(top - close_gain * (peak - gap), 0.0)
     closed = np.where(top > 0, 1.0 - opening / np.where(top > 0, top, 1.0), 0.0)
