@@ -124,19 +124,18 @@ class Points:
         return cls(i, ca, cb, np.concatenate([i, ca, cb]))
 
 
-def corner_heights(
-    x: np.ndarray, y: np.ndarray, pts: Points
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def corner_heights(f: np.ndarray, pts: Points) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Heights of the points above/below their corner line, in corner distances.
 
-    ``x``, ``y``: face-frame ``[B, 68]``.  Returns ``(heights [B, N], line [B, N], width [B, N])``
+    ``f``: face-frame points ``x + iy``, complex ``[B, 68]``.  Returns ``(heights [B, N], line
+    [B, N], width [B, N])``
     with ``y[:, index] = line + heights * width``.  The line is read at each point's ``x``
     (clamped to half a width beyond the corners), the width is floored, so degenerate parts stay
     finite.
     """
     n = len(pts.index)
-    gx = np.take(x, pts.gather, axis=1)
-    gy = np.take(y, pts.gather, axis=1)
+    g = np.take(f, pts.gather, axis=1)
+    gx, gy = g.real, g.imag
     xp, xa, xb = gx[:, :n], gx[:, n : 2 * n], gx[:, 2 * n :]
     yp, ya, yb = gy[:, :n], gy[:, n : 2 * n], gy[:, 2 * n :]
     dx = xb - xa
@@ -227,17 +226,17 @@ def layout(parts: tuple[str, ...]) -> Layout | None:
 
 
 def prepare_openings(
-    ref_x: np.ndarray, ref_y: np.ndarray, dri_x: np.ndarray, dri_y: np.ndarray,
-    parts: tuple[str, ...], strength: dict[str, float],
-) -> Openings | None:  # fmt: skip
-    """The :class:`Openings` of the modelled parts among ``parts``, from face-frame ``[1, 68]``
-    points of the reference and driving frame 0 (``None`` when no part is modelled)."""
+    ref: np.ndarray, dri: np.ndarray, parts: tuple[str, ...], strength: dict[str, float]
+) -> Openings | None:
+    """The :class:`Openings` of the modelled parts among ``parts``, from complex face-frame
+    ``[1, 68]`` points of the reference and driving frame 0 (``None`` when no part is
+    modelled)."""
     lay = layout(parts)
     if lay is None:
         return None
     k = lay.k
-    char, _, _ = corner_heights(ref_x, ref_y, lay.points)
-    drive, _, _ = corner_heights(dri_x, dri_y, lay.points)
+    char, _, _ = corner_heights(ref, lay.points)
+    drive, _, _ = corner_heights(dri, lay.points)
     rest_gap = drive[0, k : 2 * k] - drive[0, :k]
     return Openings(
         lay.points, k, lay.j,
@@ -254,12 +253,11 @@ def _stretch(rest_gap: np.ndarray, lv: np.ndarray) -> np.ndarray:
     return np.where(ok, rest_gap / np.where(ok, rest_gap - lv, 1.0), 1.0)
 
 
-def move_openings(
-    model: Openings, x: np.ndarray, y: np.ndarray, dri_x: np.ndarray, dri_y: np.ndarray
-) -> None:
-    """Set the lid/lip heights in the character's face-frame ``y`` (``[B, 68]``, in place)."""
+def move_openings(model: Openings, f: np.ndarray, dri: np.ndarray) -> None:
+    """Set the lid/lip heights of the character's complex face-frame points ``f`` (``[B, 68]``,
+    in place) from the driving face's ``dri``."""
     k, s, pts = model.k, model.strength, model.points
-    drive, _, _ = corner_heights(dri_x, dri_y, pts)
+    drive, _, _ = corner_heights(dri, pts)
     change = drive[:, : 2 * k] - model.drive[: 2 * k]
     change *= np.concatenate([s, s])
     np.clip(change, -MAX_CHANGE, MAX_CHANGE, out=change)
@@ -290,7 +288,7 @@ def move_openings(
     opening += deficit
 
     # Corners are not moved here, so each point's line and width stay valid after the update.
-    char, line, width = corner_heights(x, y, pts)
+    char, line, width = corner_heights(f, pts)
     new = np.concatenate([centre - 0.5 * opening, centre + 0.5 * opening], axis=1)
     if model.j:
         j, k2 = model.j, 2 * k
@@ -303,7 +301,7 @@ def move_openings(
         outer = 0.5 * (inner[:, 0::2] + inner[:, 1::2]) + model.layer_sign * thick
         new = np.concatenate([new, outer], axis=1)
     n = new.shape[1]
-    y[:, pts.index[:n]] = line[:, :n] + new * width[:, :n]
+    f.imag[:, pts.index[:n]] = line[:, :n] + new * width[:, :n]
 
 
 @dataclass(frozen=True)

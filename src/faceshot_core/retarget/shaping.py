@@ -98,7 +98,7 @@ def prepare_shaping(
     jaw = prepare_jaw(rx, ry, dx, dy, strength["mouth"]) if "mouth" in parts else None
     origin = 0.5 * (zr[JAW_ENDPOINTS[0]] + zr[JAW_ENDPOINTS[1]])
     reach = OFFSET_BOUND * max(float(np.abs(zr - origin).max()), MIN_SIZE)
-    return Shaping(point_strength, prepare_openings(rx, ry, dx, dy, parts, strength), jaw,
+    return Shaping(point_strength, prepare_openings(fr, fd, parts, strength), jaw,
                    Margins.of(rx[0], ry[0]), reach)  # fmt: skip
 
 
@@ -113,7 +113,7 @@ def shape_block(sh: Shaping, y: np.ndarray, rest: np.ndarray, zd: np.ndarray) ->
     fd, _, _ = _to_face(zd)
     x, fy, dx, dy = f.real, f.imag, fd.real, fd.imag  # views: edits to x, fy change f
     if sh.openings is not None:
-        move_openings(sh.openings, x, fy, dx, dy)
+        move_openings(sh.openings, f, fd)
     if sh.jaw is not None:
         move_jaw(sh.jaw, x, fy, dx, dy)
     project(x, fy, sh.margins)
