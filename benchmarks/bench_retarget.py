@@ -14,6 +14,10 @@ and roll, and detector noise).  The loop baseline is measured up to 1,000 frames
 frames its time is extrapolated linearly from the 1,000-frame measurement (the loop does the same
 work for every frame), and the table says so.  The paper's own Python loop takes 0.751 s for 100
 frames on its machine (FaceShot Table 6) - a different machine, for scale only.
+
+The "vectorised" columns time the bare motion (``anatomy=False``), which the loop reproduces
+exactly; the "+ anatomy" columns time the default call, which adds the shaping step (opening
+model, chin, projection onto the anatomical rules; :mod:`faceshot_core.retarget.shaping`).
 """
 
 from __future__ import annotations
