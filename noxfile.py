@@ -42,7 +42,8 @@ def types(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks: each script prints a table with ratios against its in-process baseline."""
     session.install("-e", ".[test]")
-    for script in ("bench_retarget.py", "bench_detection.py", "bench_memory.py", "bench_warp.py"):
+    for script in ("bench_retarget.py", "bench_quality.py", "bench_detection.py", "bench_memory.py",
+                   "bench_warp.py"):  # fmt: skip
         session.run("python", f"benchmarks/{script}")
 
 
