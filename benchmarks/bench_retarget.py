@@ -112,9 +112,7 @@ def main() -> None:
     for m in FRAME_COUNTS:
         dri = clip[:m]
         vec_repeats = 200 if m <= 100 else (20 if m <= 1_000 else 5)
-        t_vec = best_of(
-            lambda dri=dri: retarget_points(reference, dri, anatomy=False), vec_repeats
-        )
+        t_vec = best_of(lambda dri=dri: retarget_points(reference, dri, anatomy=False), vec_repeats)
         t_full = best_of(lambda dri=dri: retarget_points(reference, dri), vec_repeats)
         note = " "
         if m <= LOOP_MAX_FRAMES:

@@ -267,7 +267,8 @@ def move_openings(model: Openings, f: np.ndarray, dri: np.ndarray) -> None:
     d_low *= np.where(closing, model.stretch, 1.0)
 
     g0 = np.maximum(model.drive[k : 2 * k] - model.drive[:k], 0.0)
-    gap = np.maximum(g0 + d_low - d_up, 0.0)  # [B, K]
+    raw_gap = g0 + d_low - d_up  # [B, K]
+    gap = np.maximum(raw_gap, 0.0)
     peak = np.maximum(np.maximum.accumulate(gap, axis=0), model.peak)
     model.peak = peak[-1].copy()
     # A pair of a (repaired) reference can sit a hair below zero in corner-line heights when the
@@ -285,7 +286,9 @@ def move_openings(model: Openings, f: np.ndarray, dri: np.ndarray) -> None:
     centre = 0.5 * (model.char[:k] + model.char[k : 2 * k]) + np.clip(
         shift, -MAX_CHANGE, MAX_CHANGE
     )
-    opening += deficit
+    # Below zero (a pair a hair across in corner-line heights, or detector noise) the driving
+    # gap is carried through as it is: the face-frame projection closes a real crossing.
+    opening += deficit + np.minimum(raw_gap, 0.0)
 
     # Corners are not moved here, so each point's line and width stay valid after the update.
     char, line, width = corner_heights(f, pts)
