@@ -48,6 +48,36 @@ def chelsea() -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
+def astronaut_points(astronaut: np.ndarray) -> np.ndarray:
+    """dlib's 68 landmarks on the astronaut (float64)."""
+    from faceshot.pipeline import detect_reference
+
+    return detect_reference(astronaut).points.astype(np.float64)
+
+
+@pytest.fixture(scope="session")
+def chelsea_points() -> np.ndarray:
+    """The cat's hand-placed 68 landmarks shipped with faceshot (float64)."""
+    from faceshot_core.sample_data import chelsea_landmarks
+
+    return chelsea_landmarks().points.astype(np.float64)
+
+
+@pytest.fixture(params=["astronaut", "chelsea"])
+def face(
+    request: pytest.FixtureRequest,
+    astronaut: np.ndarray,
+    chelsea: np.ndarray,
+    astronaut_points: np.ndarray,
+    chelsea_points: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(image, reference landmarks) for each real face: a person and a cat."""
+    if request.param == "astronaut":
+        return astronaut, astronaut_points
+    return chelsea, chelsea_points
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real-data folder beside the repository; tests using it skip when it is absent."""
     if not SHARED_DATA.is_dir():

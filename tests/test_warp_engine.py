@@ -18,35 +18,6 @@ from faceshot_backends.warp_engine import CONTOURS, NUM_CORE, LandmarkWarper, bu
 from faceshot_core.schema import INNER_LIPS, LEFT_EYE, RIGHT_EYE
 from faceshot_core.synthetic_faces import rigid, with_eyes_closed, with_mouth_open
 
-
-@pytest.fixture(scope="module")
-def astronaut_points(astronaut: np.ndarray) -> np.ndarray:
-    from faceshot.pipeline import detect_reference
-
-    return detect_reference(astronaut).points.astype(np.float64)
-
-
-@pytest.fixture(scope="module")
-def chelsea_points() -> np.ndarray:
-    from faceshot_core.sample_data import chelsea_landmarks
-
-    return chelsea_landmarks().points.astype(np.float64)
-
-
-@pytest.fixture(params=["astronaut", "chelsea"])
-def face(
-    request: pytest.FixtureRequest,
-    astronaut: np.ndarray,
-    chelsea: np.ndarray,
-    astronaut_points: np.ndarray,
-    chelsea_points: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(image, reference landmarks) for each real face."""
-    if request.param == "astronaut":
-        return astronaut, astronaut_points
-    return chelsea, chelsea_points
-
-
 _CORNERS = ([0, 0, -1, -1], [0, -1, 0, -1])
 
 

@@ -9,31 +9,9 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-import pytest
 
 from faceshot_backends.warp_engine import LandmarkWarper
 from faceshot_core.synthetic_faces import rigid, with_mouth_open
-
-
-@pytest.fixture(scope="module")
-def astronaut_points(astronaut: np.ndarray) -> np.ndarray:
-    from faceshot.pipeline import detect_reference
-
-    return detect_reference(astronaut).points.astype(np.float64)
-
-
-@pytest.fixture(scope="module")
-def chelsea_points() -> np.ndarray:
-    from faceshot_core.sample_data import chelsea_landmarks
-
-    return chelsea_landmarks().points.astype(np.float64)
-
-
-@pytest.fixture(params=["astronaut", "chelsea"])
-def face(request, astronaut, chelsea, astronaut_points, chelsea_points):
-    if request.param == "astronaut":
-        return astronaut, astronaut_points
-    return chelsea, chelsea_points
 
 
 def _half_width(points: np.ndarray) -> float:
