@@ -57,3 +57,13 @@ def test_tiny_config_builds_and_encodes_flow_features() -> None:
     assert [tuple(f.shape[1:]) for f in feats] == [(32, 16, 16), (32, 8, 8), (64, 4, 4), (64, 2, 2)]
     emb = adapter.controlnet_cond_embedding(torch.randn(1, 3, 64, 64))
     assert tuple(emb.shape) == (1, 32, 8, 8)  # 1/8 of the image, first block's width
+
+
+def test_stock_svd_unet_matches_the_released_unet_layout() -> None:
+    """The base model is diffusers' own SVD UNet: the released ``unet/`` loads into it as is."""
+    from diffusers import UNetSpatioTemporalConditionModel
+
+    want = _layout("svd_unet_spatiotemporal")
+    with torch.device("meta"):
+        unet = UNetSpatioTemporalConditionModel()
+    assert {k: list(v.shape) for k, v in unet.state_dict().items()} == want
