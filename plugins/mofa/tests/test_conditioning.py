@@ -116,16 +116,18 @@ def test_landmark_images_resize_is_bilinear_on_the_float_canvas() -> None:
 def test_bin_centres_convention() -> None:
     centres = bin_centres()
     assert centres.shape == (99,)
-    assert float(centres[0]) == -50.0 and float(centres[-1]) == 50.0
+    step = 100.0 / 99.0
+    assert float(centres[0]) == pytest.approx(-50.0 + step / 2)
+    assert float(centres[-1]) == pytest.approx(50.0 - step / 2)
     assert float(centres[49]) == pytest.approx(0.0, abs=1e-5)
-    assert float(centres[1] - centres[0]) == pytest.approx(100.0 / 98.0)
+    assert float(centres[1] - centres[0]) == pytest.approx(step)
 
 
 def test_expected_flow_on_peaked_logits() -> None:
     logits = torch.full((1, 198, 2, 3), -1e4)
     centres = bin_centres()
-    logits[0, 0, 0, 0] = 0.0  # x at bin 0 -> -50
-    logits[0, 99 + 98, 0, 0] = 0.0  # y at bin 98 -> +50
+    logits[0, 0, 0, 0] = 0.0  # x at bin 0 -> the lowest centre
+    logits[0, 99 + 98, 0, 0] = 0.0  # y at bin 98 -> the highest
     logits[0, 49, 0, 1:] = 0.0  # x at the middle bin -> 0
     logits[0, 99 + 60, 0, 1:] = 0.0
     logits[0, 10, 1, :] = 0.0
@@ -133,7 +135,7 @@ def test_expected_flow_on_peaked_logits() -> None:
     logits[0, 99 + 70, 1, :] = 0.0
     flow = expected_flow(logits)
     assert flow.shape == (1, 2, 2, 3)
-    assert flow[0, :, 0, 0].tolist() == [-50.0, 50.0]
+    torch.testing.assert_close(flow[0, :, 0, 0], torch.stack([centres[0], centres[98]]))
     torch.testing.assert_close(flow[0, 0, 0, 1:], torch.zeros(2))
     torch.testing.assert_close(flow[0, 1, 0, 1:], centres[60].repeat(2))
     torch.testing.assert_close(flow[0, 0, 1], ((centres[10] + centres[11]) / 2).repeat(3))

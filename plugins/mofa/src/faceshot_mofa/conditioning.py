@@ -146,13 +146,16 @@ def bin_centres(
     fmax: float = CMP_FMAX,
     device: torch.device | None = None,
 ) -> torch.Tensor:
-    """Flow value (pixels) each CMP bin stands for: ``torch.linspace(-fmax, fmax, nbins)``.
+    """Flow value (pixels) each CMP bin stands for: the centre of bin ``i`` of width
+    ``step = 2 fmax / nbins`` over ``[-fmax, fmax]``, ``-fmax + (i + 0.5) step``.
 
-    The end bins sit exactly on -fmax and +fmax and the middle bin on 0 (spacing
-    2 * fmax / (nbins - 1)).  CMP's training loss quantised with a slightly different step,
-    2 * fmax / nbins; the linspace convention is the one used for decoding here.
+    This is how CMP was trained (its loss quantises ``floor((f + fmax) / step)``) and how its
+    own code reads the bins back (a fact checked in the upstream repository); the middle bin is
+    0 and the end bins sit half a step inside +-fmax.
     """
-    return torch.linspace(-fmax, fmax, nbins, device=device, dtype=torch.float32)
+    step = 2.0 * fmax / nbins
+    i = torch.arange(nbins, device=device, dtype=torch.float32)
+    return i * step - fmax + step / 2
 
 
 def expected_flow(
