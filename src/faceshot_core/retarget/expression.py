@@ -147,37 +147,6 @@ def corner_heights(f: np.ndarray, pts: Points) -> tuple[np.ndarray, np.ndarray, 
     return (yp - line) / width, line, width
 
 
-@dataclass
-class Openings:
-    """All modelled pairs of the selected parts, flat, with what they need across frames.
-
-    Points are laid out as one :class:`Points` list so that each frame block needs only two
-    height computations (driving and character): ``K`` upper points, their ``K`` lower points,
-    then (mouth) ``J`` outer-lip points and, for each, the two inner points it lies over or
-    under (``2 J``, interleaved).
-    """
-
-    points: Points  # [2 K + 3 J]
-    k: int
-    j: int
-    strength: np.ndarray  # [K]
-    cap: np.ndarray  # [K]
-    room_limit: np.ndarray  # [K]
-    stretch: np.ndarray  # [K] factor on closing motion (detected closed level -> closed)
-    layer_sign: np.ndarray  # [J] -1 above the inner lip (upper lip), +1 below it
-    layer_strength: np.ndarray  # [J]
-    inner_source: np.ndarray  # [2 J] where each inner point's height is, in (new U, new L, old)
-    char: np.ndarray  # [2 K + 3 J] character rest heights (corner distances)
-    drive: np.ndarray  # [2 K + 3 J] driving heights at frame 0
-    peak: np.ndarray  # [K] widest driving gap so far (carried from block to block)
-
-    def thickness(self, heights: np.ndarray) -> np.ndarray:
-        """Outer-lip thickness beyond the inner lips ``[B, J]`` from heights ``[B, 2K+3J]``."""
-        k2, j = 2 * self.k, self.j
-        inner = heights[:, k2 + j :]
-        return self.layer_sign * (heights[:, k2 : k2 + j] - 0.5 * (inner[:, 0::2] + inner[:, 1::2]))
-
-
 @dataclass(frozen=True)
 class Layout:
     """The fixed tables of the modelled parts among a selection of parts (cached)."""
@@ -189,8 +158,36 @@ class Layout:
     cap: np.ndarray  # [K]
     closed_level: np.ndarray  # [K]
     room_limit: np.ndarray  # [K]
-    layer_sign: np.ndarray  # [J]
-    inner_source: np.ndarray  # [2 J]
+    layer_sign: np.ndarray  # [J] -1 above the inner lip (upper lip), +1 below it
+    inner_source: np.ndarray  # [2 J] where each inner point's height is, in (new U, new L, old)
+
+    def thickness(self, heights: np.ndarray) -> np.ndarray:
+        """Outer-lip thickness beyond the inner lips ``[B, J]`` from heights ``[B, 2K+3J]``."""
+        k2, j = 2 * self.k, self.j
+        inner = heights[:, k2 + j :]
+        return self.layer_sign * (heights[:, k2 : k2 + j] - 0.5 * (inner[:, 0::2] + inner[:, 1::2]))
+
+
+@dataclass
+class OpeningModel:
+    """The opening model of one retargeting call: the fixed :class:`Layout` of the modelled
+    pairs, what the reference and driving frame 0 fix, and the widest driving gaps so far.
+
+    Points are laid out as one :class:`Points` list so that each frame block needs only two
+    height computations (driving and character): ``K`` upper points, their ``K`` lower points,
+    then (mouth) ``J`` outer-lip points and, for each, the two inner points it lies over or
+    under (``2 J``, interleaved).
+    """
+
+    layout: Layout
+    strength: np.ndarray  # [K]
+    stretch: np.ndarray  # [K] factor on closing motion (detected closed level -> closed)
+    layer_strength: np.ndarray  # [J]
+    char: np.ndarray  # [2 K + 3 J] character rest heights (corner distances)
+    drive: np.ndarray  # [2 K + 3 J] driving heights at frame 0
+    thick_char: np.ndarray  # [J] character outer-lip thickness at rest
+    thick_drive: np.ndarray  # [J] driving outer-lip thickness at frame 0
+    peak: np.ndarray  # [K] widest driving gap so far (carried from block to block)
 
 
 @lru_cache(maxsize=64)
@@ -227,8 +224,8 @@ def layout(parts: tuple[str, ...]) -> Layout | None:
 
 def prepare_openings(
     ref: np.ndarray, dri: np.ndarray, parts: tuple[str, ...], strength: dict[str, float]
-) -> Openings | None:
-    """The :class:`Openings` of the modelled parts among ``parts``, from complex face-frame
+) -> OpeningModel | None:
+    """The :class:`OpeningModel` of the modelled parts among ``parts``, from complex face-frame
     ``[1, 68]`` points of the reference and driving frame 0 (``None`` when no part is
     modelled)."""
     lay = layout(parts)
@@ -238,11 +235,10 @@ def prepare_openings(
     char, _, _ = corner_heights(ref, lay.points)
     drive, _, _ = corner_heights(dri, lay.points)
     rest_gap = drive[0, k : 2 * k] - drive[0, :k]
-    return Openings(
-        lay.points, k, lay.j,
-        np.array([strength.get(part, 1.0) for part in lay.pair_part]),
-        lay.cap, lay.room_limit, _stretch(rest_gap, lay.closed_level), lay.layer_sign,
-        np.full(lay.j, strength.get("mouth", 1.0)), lay.inner_source, char[0], drive[0],
+    return OpeningModel(
+        lay, np.array([strength.get(part, 1.0) for part in lay.pair_part]),
+        _stretch(rest_gap, lay.closed_level), np.full(lay.j, strength.get("mouth", 1.0)),
+        char[0], drive[0], lay.thickness(char)[0], lay.thickness(drive)[0],
         np.maximum(rest_gap, 0.0),
     )  # fmt: skip
 
@@ -253,10 +249,11 @@ def _stretch(rest_gap: np.ndarray, lv: np.ndarray) -> np.ndarray:
     return np.where(ok, rest_gap / np.where(ok, rest_gap - lv, 1.0), 1.0)
 
 
-def move_openings(model: Openings, f: np.ndarray, dri: np.ndarray) -> None:
+def move_openings(model: OpeningModel, f: np.ndarray, dri: np.ndarray) -> None:
     """Set the lid/lip heights of the character's complex face-frame points ``f`` (``[B, 68]``,
     in place) from the driving face's ``dri``."""
-    k, s, pts = model.k, model.strength, model.points
+    lay, s = model.layout, model.strength
+    k, pts = lay.k, lay.points
     drive, _, _ = corner_heights(dri, pts)
     change = drive[:, : 2 * k] - model.drive[: 2 * k]
     change *= np.concatenate([s, s])
@@ -277,8 +274,8 @@ def move_openings(model: Openings, f: np.ndarray, dri: np.ndarray) -> None:
     signed = model.char[k : 2 * k] - model.char[:k]
     rest = np.maximum(signed, 0.0)
     deficit = signed - rest
-    room = np.clip(1.0 - rest / model.room_limit, 0.0, 1.0)
-    top = rest + room * np.minimum(peak - g0, model.cap)
+    room = np.clip(1.0 - rest / lay.room_limit, 0.0, 1.0)
+    top = rest + room * np.minimum(peak - g0, lay.cap)
     close_gain = top / np.maximum(np.maximum(peak, np.minimum(FLOOR, top)), 1e-12)
     opening = np.maximum(top - close_gain * (peak - gap), 0.0)
     closed = np.where(top > 0, 1.0 - opening / np.where(top > 0, top, 1.0), 0.0)
@@ -293,15 +290,14 @@ def move_openings(model: Openings, f: np.ndarray, dri: np.ndarray) -> None:
     # Corners are not moved here, so each point's line and width stay valid after the update.
     char, line, width = corner_heights(f, pts)
     new = np.concatenate([centre - 0.5 * opening, centre + 0.5 * opening], axis=1)
-    if model.j:
-        j, k2 = model.j, 2 * k
-        both = np.concatenate([new, char[:, k2 + j :]], axis=1)
-        inner = both[:, model.inner_source]
-        change_t = model.thickness(drive) - model.thickness(model.drive[None])
-        thick0 = model.thickness(model.char[None])
+    if lay.j:
+        both = np.concatenate([new, char[:, 2 * k + lay.j :]], axis=1)
+        inner = both[:, lay.inner_source]
+        change_t = lay.thickness(drive) - model.thick_drive
+        thick0 = model.thick_char
         thick = thick0 + np.clip(model.layer_strength * change_t, -MAX_CHANGE, MAX_CHANGE)
         thick = np.maximum(thick, np.minimum(thick0, 0.0))
-        outer = 0.5 * (inner[:, 0::2] + inner[:, 1::2]) + model.layer_sign * thick
+        outer = 0.5 * (inner[:, 0::2] + inner[:, 1::2]) + lay.layer_sign * thick
         new = np.concatenate([new, outer], axis=1)
     n = new.shape[1]
     f.imag[:, pts.index[:n]] = line[:, :n] + new * width[:, :n]

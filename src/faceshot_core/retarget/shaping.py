@@ -23,7 +23,7 @@ from faceshot_core.errors import InvalidLandmarksError
 from faceshot_core.retarget.constraints import Margins, project
 from faceshot_core.retarget.expression import (
     JawModel,
-    Openings,
+    OpeningModel,
     move_jaw,
     move_openings,
     prepare_jaw,
@@ -75,7 +75,7 @@ class Shaping:
     driving openings seen so far, carried from block to block)."""
 
     point_strength: np.ndarray | None  # [68], None when every strength is 1
-    openings: Openings | None
+    openings: OpeningModel | None
     jaw: JawModel | None
     margins: Margins
     reach: float  # no offset from the reference face origin exceeds this (see shape_block)
