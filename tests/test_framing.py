@@ -93,3 +93,39 @@ def test_working_request_maps_everything_and_keeps_flags() -> None:
     np.testing.assert_allclose(request.sequence, mapping.points_to_working(seq), rtol=1e-6)
     np.testing.assert_array_equal(request.interpolated, flags)
     assert request.runtime.seed == 5 and request.fps == 24.0
+
+
+def test_working_size_follows_a_backends_options() -> None:
+    from typing import ClassVar
+
+    from faceshot_backends import BackendOptions, BaseBackend, Capabilities
+    from faceshot_backends.framing import working_size_of
+
+    class SizedOptions(BackendOptions):
+        short_side: int = 512
+
+    class Sized(BaseBackend):
+        name: ClassVar[str] = "sized"
+        Options: ClassVar[type[BackendOptions]] = SizedOptions
+        capabilities: ClassVar[Capabilities] = Capabilities(
+            working_size=WorkingSize(short_side=512, multiple=64)
+        )
+
+        @classmethod
+        def working_size(cls, options: BackendOptions) -> WorkingSize | None:
+            return WorkingSize(short_side=getattr(options, "short_side", 512), multiple=64)
+
+    class Plain(BaseBackend):
+        name: ClassVar[str] = "plain"
+        capabilities: ClassVar[Capabilities] = Capabilities(
+            working_size=WorkingSize(width=64, height=32)
+        )
+
+    assert working_size_of(Sized) == WorkingSize(short_side=512, multiple=64)
+    assert working_size_of(Sized, Sized.parse_options({"short_side": 128})) == WorkingSize(
+        short_side=128, multiple=64
+    )
+    # The base class answers with the declared size, and an object without the hook too.
+    assert working_size_of(Plain, Plain.default_options()) == WorkingSize(width=64, height=32)
+    legacy = type("Legacy", (), {"capabilities": Capabilities()})
+    assert working_size_of(legacy, object()) is None

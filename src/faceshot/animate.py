@@ -21,7 +21,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from faceshot_backends.framing import FrameMapping, working_request
+from faceshot_backends.framing import FrameMapping, working_request, working_size_of
 from faceshot_backends.options import BackendOptionError
 from faceshot_backends.request import Runtime
 from faceshot_core.errors import FaceshotError, FaceshotUserError
@@ -136,14 +136,20 @@ def animate(
     audio: Path | None = None,
     overwrite: bool = False,
     progress: ProgressSink | None = None,
+    options: Any = None,
 ) -> tuple[int, FrameMapping]:
-    """Render ``sequence`` with a loaded ``animator`` into ``paths``; frames written, mapping."""
+    """Render ``sequence`` with a loaded ``animator`` into ``paths``; frames written, mapping.
+
+    ``options`` are the animator's backend options (they may set the working size); by default
+    the animator's own ``options`` attribute.
+    """
     if reference.image_size != (image.shape[1], image.shape[0]):
         raise FaceshotUserError(f"the reference landmarks are for a {reference.image_size} image, "
                                 f"the image is {image.shape[1]}x{image.shape[0]}")  # fmt: skip
     request, mapping = working_request(
         image, reference.points, sequence.points, fps=fps, runtime=runtime,
-        working_size=backend_cls.capabilities.working_size, interpolated=sequence.interpolated,
+        working_size=working_size_of(backend_cls, options or getattr(animator, "options", None)),
+        interpolated=sequence.interpolated,
     )  # fmt: skip
     total = request.num_frames
     out_h = mapping.output_size[1]

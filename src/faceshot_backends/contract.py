@@ -32,7 +32,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from faceshot_backends.capabilities import Capabilities
+from faceshot_backends.capabilities import Capabilities, WorkingSize
 from faceshot_backends.options import BackendOptionError, BackendOptions, parse_options
 from faceshot_backends.request import AnimationRequest, Runtime
 from faceshot_core.errors import MissingDependencyError
@@ -41,7 +41,7 @@ from faceshot_core.torch_support import cuda_available
 from faceshot_core.weights import MissingFile, WeightSpec, find_weights
 
 #: The version of this contract, ``(major, minor)``.  Major: incompatible changes.
-CONTRACT_VERSION = (2, 0)
+CONTRACT_VERSION = (2, 1)
 
 __all__ = [
     "CONTRACT_VERSION",
@@ -228,6 +228,15 @@ class BaseBackend:
     def weight_specs(cls, options: BackendOptions) -> tuple[WeightSpec, ...]:
         """The weight files the backend needs with these options (none by default)."""
         return ()
+
+    @classmethod
+    def working_size(cls, options: BackendOptions) -> WorkingSize | None:
+        """The frame size the model works at with ``options`` (contract 2.1).
+
+        By default the declared ``capabilities.working_size``; a backend with a resolution
+        option overrides this so the runner maps the reference to the size it will really use.
+        """
+        return cls.capabilities.working_size
 
     @classmethod
     def weights_folder(cls, options: BackendOptions) -> Path | None:

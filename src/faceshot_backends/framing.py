@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, cast
 
 import cv2
 import numpy as np
@@ -171,6 +172,19 @@ class FrameMapping:
                               [0.0, 0.0, 1.0]])  # fmt: skip
         to_reference = np.vstack([cv2.invertAffineTransform(self._forward()), [0, 0, 1]])
         return warp_affine(frame, (to_output @ to_reference)[:2], (ow, oh))
+
+
+def working_size_of(backend_cls: Any, options: Any = None) -> WorkingSize | None:
+    """The working size ``backend_cls`` uses with ``options``.
+
+    A backend whose working size depends on an option (a resolution knob) answers through its
+    ``working_size(options)`` classmethod (contract 2.1); otherwise, and without options, the
+    declared ``capabilities.working_size`` holds.
+    """
+    hook = getattr(backend_cls, "working_size", None)
+    if options is not None and callable(hook):
+        return cast(WorkingSize | None, hook(options))
+    return cast(WorkingSize | None, backend_cls.capabilities.working_size)
 
 
 def working_request(

@@ -34,7 +34,7 @@ import numpy as np
 import pytest
 
 from faceshot_backends.contract import CONTRACT_VERSION, Animator, Readiness, contract_problems
-from faceshot_backends.framing import working_request
+from faceshot_backends.framing import working_request, working_size_of
 from faceshot_backends.loading import load_backend, resolve_runtime
 from faceshot_backends.options import BackendOptionError
 from faceshot_backends.request import AnimationRequest, Runtime
@@ -66,15 +66,17 @@ def sample_request(
     *,
     image_size: tuple[int, int] = (160, 120),
     runtime: Runtime | None = None,
+    options: Any = None,
 ) -> AnimationRequest:
-    """A request for ``backend_class`` at its working size, as the runner would build it."""
+    """A request for ``backend_class`` at its working size (with ``options``), as the runner
+    would build it."""
     image, points = sample_character(image_size)
     sequence = sample_sequence(points, frames)
     flags = np.zeros(frames, dtype=bool)
     flags[frames // 2 :: 5] = True  # a few poses the detector interpolated
     request, _ = working_request(
         image, points, sequence, fps=25.0, runtime=runtime or Runtime(seed=1234),
-        working_size=backend_class.capabilities.working_size, interpolated=flags,
+        working_size=working_size_of(backend_class, options), interpolated=flags,
     )  # fmt: skip
     return request
 
@@ -125,7 +127,9 @@ class BackendConformance:
         cls = self.backend_class
         count = max(frames or self.num_frames, cls.capabilities.min_frames)
         runtime = resolve_runtime(cls, device=self.device, dtype=self.dtype, seed=seed)
-        return sample_request(cls, count, image_size=self.image_size, runtime=runtime)
+        options = cls.parse_options(self.options)
+        return sample_request(cls, count, image_size=self.image_size, runtime=runtime,
+                              options=options)  # fmt: skip
 
     def run(self, animator: Animator, request: AnimationRequest, **kw: Any) -> list[np.ndarray]:
         stream = animator.animate(request, **kw)
