@@ -72,8 +72,13 @@ class Readiness(BaseModel):
         if self.ready:
             return "ready"
         parts = list(self.problems)
-        for m in self.missing:
-            parts.append(f"missing {m.path} (looked in {', '.join(m.searched)})")
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for m in self.missing:  # one clause per set of places searched, not one per file
+            groups.setdefault(m.searched, []).append(m.path)
+        for searched, paths in groups.items():
+            where = ", ".join(searched) or "no weights folder, environment variable or cache"
+            names = paths[0] if len(paths) == 1 else f"{len(paths)} files ({', '.join(paths)})"
+            parts.append(f"missing {names} (looked in {where})")
         return "; ".join(parts) or "not ready"
 
 

@@ -1,0 +1,172 @@
+"""The ``mofa`` backend: MOFA-Video's landmark adapter on Stable Video Diffusion xt 1.1.
+
+``faceshot run --backend mofa`` loads the released weights once (see :mod:`faceshot_mofa.weights`)
+and animates each clip in overlapping 25-frame windows, so any length works.  The runner brings
+the reference to the working size first (short side 512 by default, sides multiples of 64, the
+border padded by repeating edge pixels) and maps the frames back, so any reference size works
+and the landmarks stay aligned.
+
+It runs on a CUDA GPU in float16 (or bfloat16); the CPU path exists for tests and tiny models
+(a real-size clip on a CPU would take hours).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import Field, field_validator, model_validator
+
+from faceshot_backends import (
+    AnimationRequest,
+    BackendOptions,
+    BaseAnimator,
+    BaseBackend,
+    Capabilities,
+    Runtime,
+    WorkingSize,
+)
+from faceshot_core.errors import MissingDependencyError
+from faceshot_core.progress import ProgressSink
+from faceshot_core.torch_support import free_accelerator_memory, torch_dtype
+from faceshot_core.weights import WeightSpec, find_weights
+from faceshot_mofa.windowing import STRIDE, WINDOW
+
+
+class MofaOptions(BackendOptions):
+    """What ``--option key=value`` can set for ``mofa``."""
+
+    weights: str | None = Field(
+        default=None,
+        description="folder with the MOFA-Video-Hybrid files "
+        "(default: $FACESHOT_MOFA_WEIGHTS, then the Hugging Face cache)",
+    )
+    steps: int = Field(default=25, ge=1, le=200, description="Euler denoising steps")
+    min_guidance: float = Field(
+        default=1.0, ge=0.0, le=20.0, description="guidance on a window's first frame"
+    )
+    max_guidance: float = Field(
+        default=3.0, ge=0.0, le=20.0, description="guidance on a window's last frame"
+    )
+    conditioning_scale: float = Field(
+        default=1.0, ge=0.0, le=5.0, description="strength of the landmark adapter"
+    )
+    short_side: int = Field(
+        default=512, ge=64, le=2048, description="working size: the short side, a multiple of 64"
+    )
+    decode_chunk: int = Field(
+        default=8, ge=1, le=64, description="frames per VAE decode call (less: less memory)"
+    )
+    offload: bool = Field(
+        default=False,
+        description="keep idle models in CPU memory, moving each to the GPU only while it runs "
+        "(less GPU memory, slower)",
+    )
+    compile: bool = Field(
+        default=False, description="torch.compile the UNet and adapter blocks (slow first clip)"
+    )
+
+    @field_validator("short_side")
+    @classmethod
+    def _multiple_of_64(cls, value: int) -> int:
+        if value % 64:
+            raise ValueError(f"must be a multiple of 64, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _guidance_order(self) -> MofaOptions:
+        if self.min_guidance > self.max_guidance:
+            raise ValueError("min_guidance must not exceed max_guidance")
+        return self
+
+
+def _settings(options: MofaOptions) -> Any:
+    from faceshot_mofa.pipeline import GenerationSettings
+
+    return GenerationSettings(
+        steps=options.steps, guidance=(options.min_guidance, options.max_guidance),
+        conditioning_scale=options.conditioning_scale, decode_chunk=options.decode_chunk,
+    )  # fmt: skip
+
+
+class MofaAnimator(BaseAnimator):
+    """The loaded models; animates many clips, frees the GPU on ``close()``."""
+
+    def __init__(self, options: MofaOptions, runtime: Runtime, pipeline: Any) -> None:
+        super().__init__(options, runtime)
+        self.pipeline = pipeline
+
+    def animate(
+        self, request: AnimationRequest, progress: ProgressSink | None = None
+    ) -> Iterator[np.ndarray]:
+        self.check_open()
+        options = self.options
+        assert isinstance(options, MofaOptions)
+        return self.pipeline.generate(  # type: ignore[no-any-return]
+            request.reference_image, request.sequence, seed=request.runtime.seed,
+            settings=_settings(options), progress=progress,
+        )  # fmt: skip
+
+    def release(self) -> None:
+        if self.pipeline is not None:
+            self.pipeline.models.release()
+        self.pipeline = None
+        free_accelerator_memory()
+
+
+def _compile_blocks(models: Any) -> None:
+    """``torch.compile`` the UNet's and the adapter's blocks in place.
+
+    The blocks, not the models: the residual-aware forward calls the blocks one by one, so a
+    compiled ``UNet.forward`` would never run.
+    """
+    for model in (models.unet, models.adapter):
+        for part in (*model.down_blocks, model.mid_block, *getattr(model, "up_blocks", ())):
+            if not hasattr(part, "compile"):
+                raise MissingDependencyError("compile=true needs PyTorch 2.2 or newer")
+            part.compile()
+
+
+class MofaBackend(BaseBackend):
+    """MOFA-Video (landmark adapter + CMP flow on SVD xt 1.1), windowed, any length."""
+
+    name: ClassVar[str] = "mofa"
+    description: ClassVar[str] = "MOFA-Video: landmark-driven Stable Video Diffusion (GPU)"
+    Options: ClassVar[type[BackendOptions]] = MofaOptions
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        temporal="windowed", window=WINDOW, stride=STRIDE, min_frames=2,
+        working_size=WorkingSize(short_side=512, multiple=64),
+        devices=("cuda", "cpu"), dtypes=("float16", "bfloat16", "float32"), deterministic=True,
+    )  # fmt: skip
+
+    @classmethod
+    def working_size(cls, options: BackendOptions) -> WorkingSize | None:
+        side = getattr(options, "short_side", 512)
+        return WorkingSize(short_side=side, multiple=64)
+
+    @classmethod
+    def weight_specs(cls, options: BackendOptions) -> tuple[WeightSpec, ...]:
+        from faceshot_mofa.weights import weight_spec
+
+        return (weight_spec(),)
+
+    @classmethod
+    def load(
+        cls, options: BackendOptions, runtime: Runtime, progress: ProgressSink | None = None
+    ) -> MofaAnimator:
+        import torch
+
+        from faceshot_mofa.pipeline import MofaPipeline
+        from faceshot_mofa.weights import load_models, weight_spec
+
+        assert isinstance(options, MofaOptions)
+        location = find_weights(weight_spec(), cls.weights_folder(options))
+        if not location.ready:
+            raise location.error("or --option weights=DIR")
+        models = load_models(location, torch.device(runtime.device),
+                             torch_dtype(runtime.dtype), offload=options.offload,
+                             progress=progress)  # fmt: skip
+        if options.compile:
+            _compile_blocks(models)
+        return MofaAnimator(options, runtime, MofaPipeline(models))
