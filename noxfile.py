@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["lint", "types", "tests", "example_plugin"]
+nox.options.sessions = ["lint", "types", "tests", "example_plugin", "mofa_wheels"]
 nox.options.default_venv_backend = "venv"
 
 
@@ -70,3 +70,20 @@ def example_plugin(session: nox.Session) -> None:
         "-d", f"{demo}/driving.mp4", "-o", f"{demo}/puppet.mp4", "--backend", "puppet",
         "--option", "border=reflect", "--overwrite",
     )  # fmt: skip
+
+
+@nox.session
+def mofa_wheels(session: nox.Session) -> None:
+    """Build wheels of faceshot and faceshot-mofa into a local folder, install `faceshot[mofa]`
+    from it in a fresh environment (dependencies from the package index), and check that
+    `faceshot backends` lists `mofa` with the weight files it needs."""
+    wheels = f"{session.create_tmp()}/wheels"
+    session.run("python", "-m", "pip", "wheel", "-q", "--no-deps", "-w", wheels, ".",
+                "plugins/mofa")  # fmt: skip
+    session.install("torch==2.13.0")  # the CPU wheel here; a bare `torch` pulls CUDA packages
+    session.install("--find-links", wheels, "faceshot[mofa]")
+    listing = session.run("faceshot", "backends", "-v", silent=True, env={"COLUMNS": "200"})
+    for needed in ("mofa", "ckpt_iter_42000.pth.tar", "ldmk_controlnet", "FACESHOT_MOFA_WEIGHTS"):
+        if needed not in str(listing):
+            session.error(f"`faceshot backends -v` does not mention {needed!r}:\n{listing}")
+    session.run("python", "-c", "import faceshot_mofa.pipeline, faceshot_mofa.weights")
