@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from faceshot_backends import load_backend
-from faceshot_backends.testing import sample_request
 from faceshot_mofa.backend import MofaBackend
 from faceshot_mofa.testing import write_random_weights
 from faceshot_mofa.weights import ADAPTER, CMP, SVD
 from safetensors import safe_open
+
+from faceshot_backends import load_backend
+from faceshot_backends.testing import sample_request
 
 pytestmark = pytest.mark.heavy
 

@@ -103,7 +103,7 @@ class MofaAnimator(BaseAnimator):
         self.check_open()
         options = self.options
         assert isinstance(options, MofaOptions)
-        return self.pipeline.generate(  # type: ignore[no-any-return]
+        return self.pipeline.generate(
             request.reference_image, request.sequence, seed=request.runtime.seed,
             settings=_settings(options), progress=progress,
         )  # fmt: skip

@@ -102,7 +102,8 @@ def write_random_weights(
     encoder = _image_encoder(adapter_config.cross_attention_dim, tiny)
     encoder.to(dtype).save_pretrained(svd / "image_encoder", variant=variant)
     del encoder
-    EulerDiscreteScheduler(**SCHEDULER_CONFIG).save_pretrained(svd / "scheduler")
+    scheduler: Any = EulerDiscreteScheduler(**SCHEDULER_CONFIG)
+    scheduler.save_pretrained(svd / "scheduler")
     save_adapter(LandmarkAdapter(adapter_config), root / ADAPTER)
     network = SparseToDenseFlow(CMPConfig.tiny() if tiny else CMPConfig())
     state = {f"module.{k}": v for k, v in network.state_dict().items()}
