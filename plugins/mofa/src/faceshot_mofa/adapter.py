@@ -10,16 +10,17 @@ state dict loads with no key left over or missing:
 * ``controlnet_cond_embedding`` (reference image -> 320 channels at 1/8) and
   ``controlnet_ldmk_embedding`` (landmark images -> 320 at 1/8): diffusers'
   ``ControlNetConditioningEmbedding`` with the released channel ladders;
-* ``flow_encoder``: three stride-2 convolutions that carry the 1/8 feature to 1/16 (320),
-  1/32 (640) and 1/64 (1280);
+* ``flow_encoder``: three stride-2 convolutions (each followed by SiLU) that carry the 1/8
+  feature to 1/16 (320), 1/32 (640) and 1/64 (1280);
 * ``occlusions`` and ``zero_outs``, one per scale (``"8"``, ``"16"``, ``"32"``, ``"64"``): the
   occlusion module mends what forward warping leaves empty, then a 1x1 convolution;
 * ``controlnet_down_blocks`` (12 1x1 convolutions) and ``controlnet_mid_block``: the residuals
   handed to the UNet.
 
 How these are wired in the forward pass (the order of injections, which residuals are captured
-before or after them, frame 0 unwarped) is the pipeline's job and arrives with it (issue 9);
-this module fixes the *layout*, which the meta-device test compares with the released files.
+before or after them, frame 0 unwarped) is :mod:`faceshot_mofa.landmark_adapter`'s job, which
+also loads the released files; this module fixes the *layout*, which the meta-device test
+compares with the released files.
 """
 
 from __future__ import annotations
@@ -82,7 +83,12 @@ class _Encoder(nn.Module):
 
 
 class _Decoder(nn.Module):
-    """Each block sees the previous output concatenated with the encoder's matching output."""
+    """Each block after the first sees ``[encoder's matching output, previous output]``.
+
+    The order of that concatenation matters for the released weights (both halves have the
+    same width at the 512 -> 256 step, so a swapped order would still load but compute
+    something else): upstream puts the encoder's skip first.
+    """
 
     def __init__(self, widths: tuple[int, ...], out: int) -> None:
         super().__init__()
@@ -96,7 +102,7 @@ class _Decoder(nn.Module):
         for k, block in enumerate(self.up_blocks):
             x = block(x)
             if k < len(self.up_blocks) - 1:
-                x = torch.cat([x, skips[-2 - k]], dim=1)
+                x = torch.cat([skips[-2 - k], x], dim=1)
         return x
 
 
@@ -135,16 +141,18 @@ class Occlusion(nn.Module):
 
 
 class _Stride2(nn.Module):
+    """A stride-2 3x3 convolution followed by SiLU (upstream activates every encoder layer)."""
+
     def __init__(self, cin: int, cout: int) -> None:
         super().__init__()
         self.conv_in = nn.Conv2d(cin, cout, 3, stride=2, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv_in(x)
+        return torch.nn.functional.silu(self.conv_in(x))
 
 
 class FlowEncoder(nn.Module):
-    """The 1/8 reference feature carried to 1/16, 1/32 and 1/64 (one stride-2 conv each)."""
+    """The 1/8 reference feature carried to 1/16, 1/32 and 1/64 (stride-2 conv + SiLU each)."""
 
     def __init__(self, channels: tuple[int, ...]) -> None:
         super().__init__()
