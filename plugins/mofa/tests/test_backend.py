@@ -98,6 +98,15 @@ def test_same_seed_same_frames_other_seed_other_frames(animator: Any) -> None:
     assert not all(np.array_equal(a, b) for a, b in zip(first, other, strict=True))
 
 
+def test_the_landmarks_drive_the_frames(animator: Any) -> None:
+    request = sample_request(MofaBackend, 4, options=animator.options)
+    moved = request.sequence.copy()
+    moved[1:] += np.array([3.0, -2.0], dtype=np.float32)  # the face moves; frame 0 stays
+    still = list(animator.animate(request))
+    shifted = list(animator.animate(request.model_copy(update={"sequence": moved})))
+    assert all(not np.array_equal(a, b) for a, b in zip(still[1:], shifted[1:], strict=True))
+
+
 class TestMofaConformance(BackendConformance):
     """The kit, on tiny random weights found through ``$FACESHOT_MOFA_WEIGHTS``."""
 
@@ -118,8 +127,8 @@ class TestMofaConformance(BackendConformance):
 def test_cli_run_on_cpu_with_tiny_weights(tiny_weights: Path, tmp_path: Path) -> None:
     image = chelsea()
     face = chelsea_landmarks()
-    motion = HeadMotion(shift_x=6.0, roll_degrees=5.0, period=30)
-    points = expression_sequence(face.points, 30, motion=motion)
+    motion = HeadMotion(shift_x=6.0, roll_degrees=5.0, period=12)
+    points = expression_sequence(face.points, 12, motion=motion)
     driving = LandmarkSequence(points, face.image_size, 25.0)
     save_landmarks(tmp_path / "drive.npz", driving)
     reference = save_image(tmp_path / "cat.png", image)
@@ -131,6 +140,6 @@ def test_cli_run_on_cpu_with_tiny_weights(tiny_weights: Path, tmp_path: Path) ->
                  "-q"])  # fmt: skip
     assert code == 0
     info = probe_video(out)
-    assert info.frame_count == 30
+    assert info.frame_count == 12
     h, w = image.shape[:2]
     assert (info.width, info.height) == (w + w % 2, h + h % 2)  # back at the reference size

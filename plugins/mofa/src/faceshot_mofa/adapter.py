@@ -51,6 +51,8 @@ class AdapterConfig:
     conditioning_channels: int = 3
     cond_embedding_channels: tuple[int, ...] = (16, 32, 96, 256)
     ldmk_embedding_channels: tuple[int, ...] = (16, 32, 64, 128)
+    #: The occlusion hourglasses' encoder widths; the decoder ends at the first one's half.
+    hourglass_channels: tuple[int, ...] = (128, 256, 512)
 
     def scale_channels(self) -> dict[int, int]:
         """Feature channels at each injection scale: 1/8 and 1/16 at the first block's width."""
@@ -126,11 +128,12 @@ class Occlusion(nn.Module):
     ``matting`` (7x7) paints the rest.
     """
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, widths: tuple[int, ...] = (128, 256, 512)) -> None:
         super().__init__()
-        self.hourglass = Hourglass(2 * channels + 2)
-        self.matting_mask = nn.Conv2d(64, 1, 7, padding=3)
-        self.matting = nn.Conv2d(64, channels, 7, padding=3)
+        out = widths[0] // 2
+        self.hourglass = Hourglass(2 * channels + 2, widths, out)
+        self.matting_mask = nn.Conv2d(out, 1, 7, padding=3)
+        self.matting = nn.Conv2d(out, channels, 7, padding=3)
 
     def forward(
         self, reference: torch.Tensor, flow: torch.Tensor, warped: torch.Tensor
@@ -207,7 +210,9 @@ class LandmarkAdapterModules(nn.Module):
         )
         scale = cfg.scale_channels()
         self.flow_encoder = FlowEncoder(tuple(scale[s] for s in SCALES))
-        self.occlusions = nn.ModuleDict({str(s): Occlusion(scale[s]) for s in SCALES})
+        self.occlusions = nn.ModuleDict(
+            {str(s): Occlusion(scale[s], cfg.hourglass_channels) for s in SCALES}
+        )
         self.zero_outs = nn.ModuleDict({str(s): _one_by_one(scale[s]) for s in SCALES})
 
         residual_channels = [first]

@@ -13,7 +13,7 @@ It runs on a CUDA GPU in float16 (or bfloat16); the CPU path exists for tests an
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
@@ -62,6 +62,11 @@ class MofaOptions(BackendOptions):
         default=False,
         description="keep idle models in CPU memory, moving each to the GPU only while it runs "
         "(less GPU memory, slower)",
+    )
+    context_pairing: Literal["upstream", "per_video"] = Field(
+        default="upstream",
+        description="CLIP context of the temporal attention under guidance: as MOFA's release "
+        "ran it (upstream) or each video its own, as SVD's reference code (per_video)",
     )
     compile: bool = Field(
         default=False, description="torch.compile the UNet and adapter blocks (slow first clip)"
@@ -157,6 +162,7 @@ class MofaBackend(BaseBackend):
     ) -> MofaAnimator:
         import torch
 
+        from faceshot_mofa.context_pairing import pair_contexts
         from faceshot_mofa.pipeline import MofaPipeline
         from faceshot_mofa.weights import load_models, weight_spec
 
@@ -167,6 +173,7 @@ class MofaBackend(BaseBackend):
         models = load_models(location, torch.device(runtime.device),
                              torch_dtype(runtime.dtype), offload=options.offload,
                              progress=progress)  # fmt: skip
+        pair_contexts([models.unet, models.adapter], options.context_pairing)
         if options.compile:
             _compile_blocks(models)
         return MofaAnimator(options, runtime, MofaPipeline(models))

@@ -73,8 +73,10 @@ _CONFIG_FIELDS = {
     "conditioning_channels": "conditioning_channels",
     "conditioning_embedding_out_channels": "cond_embedding_channels",
     "ldmk_embedding_out_channels": "ldmk_embedding_channels",
+    "occlusion_hourglass_channels": "hourglass_channels",
 }
 _TUPLE_FIELDS = {
+    "hourglass_channels",
     "block_out_channels",
     "num_attention_heads",
     "cond_embedding_channels",
@@ -104,6 +106,7 @@ def tiny_adapter_config() -> AdapterConfig:
         projection_class_embeddings_input_dim=24,
         cond_embedding_channels=(8, 8, 16, 16),
         ldmk_embedding_channels=(8, 8, 16, 16),
+        hourglass_channels=(16, 32, 64),
     )
 
 
@@ -327,7 +330,8 @@ def config_from_dict(raw: Mapping[str, Any]) -> AdapterConfig:
 
 def config_to_dict(config: AdapterConfig) -> dict[str, Any]:
     """``config.json`` content in the released ``FlowControlNet`` style, plus faceshot's
-    ``ldmk_embedding_out_channels`` (upstream hard-codes that ladder)."""
+    ``ldmk_embedding_out_channels`` and ``occlusion_hourglass_channels`` (upstream hard-codes
+    those ladders)."""
     out: dict[str, Any] = {
         "_class_name": "FlowControlNet",
         "sample_size": None,

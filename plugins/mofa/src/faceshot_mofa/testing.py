@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
+from faceshot_mofa.pipeline import MofaModels
 from faceshot_mofa.weights import ADAPTER, CMP, SVD
 
 #: The released SVD xt 1.1 scheduler's settings (``scheduler/scheduler_config.json``).
@@ -76,6 +77,23 @@ def _image_encoder(projection_dim: int, tiny: bool) -> Any:
     return CLIPVisionModelWithProjection(config)
 
 
+ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
+
+
+def randomize_zeros(module: ModuleT, std: float = 0.02) -> ModuleT:
+    """Give random values to parameters that start at zero (returns ``module``).
+
+    ControlNet-style modules zero-initialise their output convolutions so that training starts
+    from the base model; with those zeros a random adapter would feed nothing to the UNet and
+    a test could not see whether the landmarks reach it.  Released weights are never zero.
+    """
+    with torch.no_grad():
+        for param in module.parameters():
+            if param.numel() and not bool(param.any()):
+                param.normal_(0.0, std)
+    return module
+
+
 def write_random_weights(
     folder: str | Path, *, tiny: bool = True, seed: int = 0, fp16: bool = True
 ) -> Path:
@@ -104,10 +122,43 @@ def write_random_weights(
     del encoder
     scheduler: Any = EulerDiscreteScheduler(**SCHEDULER_CONFIG)
     scheduler.save_pretrained(svd / "scheduler")
-    save_adapter(LandmarkAdapter(adapter_config), root / ADAPTER)
+    save_adapter(randomize_zeros(LandmarkAdapter(adapter_config)), root / ADAPTER)
     network = SparseToDenseFlow(CMPConfig.tiny() if tiny else CMPConfig())
     state = {f"module.{k}": v for k, v in network.state_dict().items()}
     (root / CMP).parent.mkdir(parents=True, exist_ok=True)
     torch.save({"step": 42000, "state_dict": state, "optimizer": {"state": {}}}, root / CMP)
     (root / "README.md").write_text(json.dumps({"random": True, "tiny": tiny, "seed": seed}))
     return root
+
+
+def random_models(
+    *, tiny: bool = True, device: str = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
+) -> MofaModels:
+    """Every MOFA module with random weights, built directly on ``device`` (no files).
+
+    For benchmarks: the released sizes (``tiny=False``) on a GPU cost the same time and memory
+    as the released weights.  CMP stays in float32, as the loader keeps it.
+    """
+    from diffusers import EulerDiscreteScheduler
+
+    from faceshot_mofa.adapter import AdapterConfig
+    from faceshot_mofa.cmp import CMPConfig, SparseToDenseFlow
+    from faceshot_mofa.landmark_adapter import LandmarkAdapter, tiny_adapter_config
+
+    torch.manual_seed(seed)
+    config = tiny_adapter_config() if tiny else AdapterConfig()
+    with torch.device(device):
+        modules = [
+            _unet(config, tiny).to(dtype),
+            _vae(tiny).to(dtype),
+            _image_encoder(config.cross_attention_dim, tiny).to(dtype),
+            randomize_zeros(LandmarkAdapter(config)).to(dtype),
+            SparseToDenseFlow(CMPConfig.tiny() if tiny else CMPConfig()),
+        ]
+    for module in modules:
+        module.requires_grad_(False)
+        module.eval()
+    unet, vae, image_encoder, adapter, cmp = modules
+    return MofaModels(unet=unet, vae=vae, image_encoder=image_encoder, adapter=adapter, cmp=cmp,
+                      scheduler=EulerDiscreteScheduler(**SCHEDULER_CONFIG),
+                      device=torch.device(device), dtype=dtype)  # fmt: skip
