@@ -412,3 +412,25 @@ def test_catalogue_lists_backend_weight_specs(monkeypatch: pytest.MonkeyPatch) -
     assert catalog.problems == ["backend bad: weight_specs failed: RuntimeError: no config"]
     with pytest.raises(weights_catalog.UnknownWeightsError, match="known: sd15, sd21"):
         catalog.get("old")
+
+
+def test_cli_pull_mofa_fetches_exactly_its_files_and_the_backend_is_ready(
+    hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The MOFA plugin's weights (when installed): only the landmark path's 10 files come down,
+    none of the repository's other models, and the folder is then all the backend needs."""
+    mofa_testing = pytest.importorskip("faceshot_mofa.testing")
+    from faceshot_mofa.backend import MofaBackend
+
+    released = mofa_testing.write_random_weights(tmp_path / "released", tiny=True)
+    files = {str(p.relative_to(released)): p.read_bytes()
+             for p in released.rglob("*") if p.is_file()}  # fmt: skip
+    files["ckpts/aniportrait/audio2mesh.pt"] = b"not for mofa"
+    files["ckpts/mofa/traj_controlnet/diffusion_pytorch_model.safetensors"] = b"drag adapter"
+    hub.repos["MyNiuuu/MOFA-Video-Hybrid"] = files
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    assert main(["weights", "pull", "mofa", "--to", str(tmp_path / "w"), "-q"]) == 0
+    wanted = sorted(MofaBackend.weight_specs(MofaBackend.default_options())[0].allow_patterns())
+    assert sorted(hub.downloads()) == wanted and len(wanted) == 10
+    options = MofaBackend.parse_options({"weights": str(tmp_path / "w")})
+    assert MofaBackend.readiness(options, "cpu").ready

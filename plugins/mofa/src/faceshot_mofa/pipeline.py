@@ -9,9 +9,9 @@ What happens, in order (each step as the released weights expect it):
    noise (``latent_dist.mode()``, unscaled, repeated over the frames); and, in ``[-1, 1]``, as
    the adapter's reference image.
 2. **Motion.**  CMP turns the sparse landmark displacements into a dense flow per frame
-   (:func:`faceshot_mofa.cmp.dense_flow`), and the landmarks are drawn as the adapter's
-   landmark images (:func:`faceshot_mofa.conditioning.landmark_images`).  Both stay on the CPU
-   and are moved to the device one window at a time.
+   (:func:`faceshot_mofa.cmp.dense_flow`), kept on the CPU and moved to the device one window
+   at a time; each window's landmarks are drawn as the adapter's landmark images
+   (:func:`faceshot_mofa.conditioning.landmark_images`) when it is denoised.
 3. **Denoising.**  25 Euler steps over overlapping windows (:mod:`faceshot_mofa.sampling`).
    Guidance batches the unconditional and conditional branches together; the unconditional
    one zeroes only the CLIP embedding and the image latents (the adapter's inputs are the same
@@ -134,15 +134,18 @@ class MofaPipeline:
     @torch.no_grad()
     def motion(
         self, image01: torch.Tensor, sequence: np.ndarray, settings: GenerationSettings
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """CPU tensors ``(flow [T-1, 2, H, W], landmark images [T, 3, H, W])`` in the run dtype."""
+    ) -> torch.Tensor:
+        """CMP's dense flow of every frame after the first, ``[T-1, 2, H, W]`` on the CPU.
+
+        Kept in the run's dtype (what the adapter is given upstream too): 1 MB per frame at
+        512x512 in float16, the only per-frame state besides the latents.  The landmark images
+        are drawn per window instead (milliseconds), so they cost no memory per frame.
+        """
         m = self.models
         m.on_device(m.cmp)
-        h, w = image01.shape[-2:]
         points = torch.as_tensor(np.asarray(sequence, dtype=np.float32))
         flow = dense_flow(m.cmp, image01[0], points, chunk=settings.flow_chunk)
-        drawings = landmark_images(points, (h, w))
-        return flow.to("cpu", m.dtype), drawings.to("cpu", m.dtype)
+        return flow.to("cpu", m.dtype)
 
     def _predictor(
         self,
@@ -150,7 +153,7 @@ class MofaPipeline:
         image_latents: torch.Tensor,
         reference: torch.Tensor,
         flow: torch.Tensor,
-        drawings: torch.Tensor,
+        sequence: np.ndarray,
         settings: GenerationSettings,
     ) -> Any:
         """The guided model output of one window (both branches in one batch)."""
@@ -167,7 +170,9 @@ class MofaPipeline:
             conditioning = torch.cat([torch.zeros_like(cond_latents), cond_latents])
             sample = torch.cat([torch.cat([model_input] * 2), conditioning], dim=2)
             moved = flow[[f - 1 for f in frames[1:]]].to(m.device).unsqueeze(0)
-            drawn = drawings[frames].to(m.device).unsqueeze(0)
+            size = (reference.shape[-2], reference.shape[-1])
+            drawings = landmark_images(sequence[frames], size)
+            drawn = drawings.to(m.device, m.dtype).unsqueeze(0)
             down, mid = m.adapter(
                 sample, t, embeddings, time_ids, references, torch.cat([moved, moved]),
                 torch.cat([drawn, drawn]), conditioning_scale=settings.conditioning_scale,
@@ -219,7 +224,7 @@ class MofaPipeline:
         embedding = self.clip_embedding(image01)
         image_latents = self.image_latents(image01, generator)
         report(progress, "conditioning", 1, 3, "parts")
-        flow, drawings = self.motion(image01, sequence, cfg)
+        flow = self.motion(image01, sequence, cfg)
         report(progress, "conditioning", 2, 3, "parts")
 
         schedule = Schedule.from_scheduler(m.scheduler, cfg.steps, m.device)
@@ -227,10 +232,11 @@ class MofaPipeline:
         noise = torch.randn(shape, generator=generator, device=m.device, dtype=torch.float32)
         latents = (noise * schedule.init_noise_sigma).to(m.dtype)
         reference = (image01 * 2 - 1).to(m.dtype)
-        predict = self._predictor(embedding, image_latents, reference, flow, drawings, cfg)
+        points = np.asarray(sequence, dtype=np.float32)
+        predict = self._predictor(embedding, image_latents, reference, flow, points, cfg)
         report(progress, "conditioning", 3, 3, "parts")
         m.on_device(m.unet, m.adapter)
         latents = sample_windows(latents, schedule, predict, windows=windows,
                                  guidance=cfg.guidance, progress=progress)  # fmt: skip
-        del flow, drawings, predict
+        del flow, predict
         yield from self.decode(latents, cfg.decode_chunk, progress)
