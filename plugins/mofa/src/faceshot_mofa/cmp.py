@@ -364,7 +364,7 @@ def dense_flow(
     if isinstance(landmarks, torch.Tensor):
         lm = landmarks.detach().to(device="cpu", dtype=torch.float32)
     else:
-        lm = torch.as_tensor(np.asarray(landmarks, dtype=np.float32))
+        lm = torch.from_numpy(np.array(landmarks, dtype=np.float32))
     if lm.dim() != 3 or lm.shape[1:] != (68, 2):
         raise ValueError(f"expected landmarks [T, 68, 2], got {tuple(lm.shape)}")
 

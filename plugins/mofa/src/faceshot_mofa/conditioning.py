@@ -66,7 +66,7 @@ def _as_landmarks(landmarks: ArrayLike) -> torch.Tensor:
     if isinstance(landmarks, torch.Tensor):
         lm = landmarks.detach().to(device="cpu", dtype=torch.float32)
     else:
-        lm = torch.as_tensor(np.asarray(landmarks, dtype=np.float32))
+        lm = torch.from_numpy(np.array(landmarks, dtype=np.float32))  # a copy: inputs stay ours
     if lm.dim() != 3 or lm.shape[1:] != (68, 2):
         raise ValueError(f"expected landmarks [T, 68, 2], got {tuple(lm.shape)}")
     if not bool(torch.isfinite(lm).all()):

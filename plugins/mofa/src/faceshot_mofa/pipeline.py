@@ -143,7 +143,7 @@ class MofaPipeline:
         """
         m = self.models
         m.on_device(m.cmp)
-        points = torch.as_tensor(np.asarray(sequence, dtype=np.float32))
+        points = torch.from_numpy(np.array(sequence, dtype=np.float32))
         flow = dense_flow(m.cmp, image01[0], points, chunk=settings.flow_chunk)
         return flow.to("cpu", m.dtype)
 
