@@ -143,3 +143,19 @@ def test_cli_run_on_cpu_with_tiny_weights(tiny_weights: Path, tmp_path: Path) ->
     assert info.frame_count == 12
     h, w = image.shape[:2]
     assert (info.width, info.height) == (w + w % 2, h + h % 2)  # back at the reference size
+
+
+def test_gpu_out_of_memory_is_one_line_with_what_to_change() -> None:
+    import torch
+    from faceshot_mofa.backend import MofaOutOfMemoryError, _out_of_memory_explained
+
+    def frames() -> Iterator[np.ndarray]:
+        yield np.zeros((64, 64, 3), np.uint8)
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    options = MofaBackend.parse_options({})
+    assert isinstance(options, MofaOptions)
+    stream = _out_of_memory_explained(frames(), options)
+    next(stream)
+    with pytest.raises(MofaOutOfMemoryError, match=r"offload=true.*decode_chunk=4.*short_side=384"):
+        next(stream)

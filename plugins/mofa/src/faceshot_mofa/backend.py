@@ -27,7 +27,7 @@ from faceshot_backends import (
     Runtime,
     WorkingSize,
 )
-from faceshot_core.errors import MissingDependencyError
+from faceshot_core.errors import FaceshotUserError, MissingDependencyError
 from faceshot_core.progress import ProgressSink
 from faceshot_core.torch_support import free_accelerator_memory, torch_dtype
 from faceshot_core.weights import WeightSpec, find_weights
@@ -95,6 +95,38 @@ def _settings(options: MofaOptions) -> Any:
     )  # fmt: skip
 
 
+class MofaOutOfMemoryError(FaceshotUserError):
+    """The GPU ran out of memory; the settings that need less are named in the message."""
+
+
+def _out_of_memory_explained(
+    frames: Iterator[np.ndarray], options: MofaOptions
+) -> Iterator[np.ndarray]:
+    """``frames``, with a GPU out-of-memory error turned into one line saying what to change."""
+    import torch
+
+    try:
+        yield from frames
+    except torch.cuda.OutOfMemoryError as exc:
+        hints = []
+        if not options.offload:
+            hints.append("--option offload=true")
+        if options.decode_chunk > 2:
+            hints.append(f"--option decode_chunk={max(1, options.decode_chunk // 2)}")
+        if options.short_side > 256:
+            hints.append(f"--option short_side={options.short_side - 128}")
+        raise MofaOutOfMemoryError(
+            "the GPU ran out of memory while generating; try "
+            + (", ".join(hints) if hints else "a GPU with more memory")
+        ) from exc
+    finally:
+        import gc
+
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
 class MofaAnimator(BaseAnimator):
     """The loaded models; animates many clips, frees the GPU on ``close()``."""
 
@@ -108,10 +140,11 @@ class MofaAnimator(BaseAnimator):
         self.check_open()
         options = self.options
         assert isinstance(options, MofaOptions)
-        return self.pipeline.generate(
+        frames = self.pipeline.generate(
             request.reference_image, request.sequence, seed=request.runtime.seed,
             settings=_settings(options), progress=progress,
         )  # fmt: skip
+        return _out_of_memory_explained(frames, options)
 
     def release(self) -> None:
         if self.pipeline is not None:
