@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import gzip
-import json
-from pathlib import Path
+from collections.abc import Callable
 
-import pytest
 import torch
 from faceshot_mofa.adapter import AdapterConfig, LandmarkAdapterModules, Occlusion
 
-LAYOUTS = Path(__file__).resolve().parents[3].parent / "shared" / "docs" / "checkpoint-layouts"
 
-
-def _layout(name: str) -> dict[str, list[int]]:
-    path = LAYOUTS / f"{name}.json.gz"
-    if not path.is_file():
-        pytest.skip(f"{path} is not present")
-    with gzip.open(path) as fh:
-        return json.load(fh)
-
-
-def test_full_size_adapter_has_exactly_the_released_keys_and_shapes() -> None:
-    want = _layout("mofa_ldmk_controlnet")
+def test_full_size_adapter_has_exactly_the_released_keys_and_shapes(
+    released_layout: Callable[[str], dict[str, list[int]]],
+) -> None:
+    want = released_layout("mofa_ldmk_controlnet")
     with torch.device("meta"):
         adapter = LandmarkAdapterModules()
     got = {k: list(v.shape) for k, v in adapter.state_dict().items()}
@@ -59,11 +48,13 @@ def test_tiny_config_builds_and_encodes_flow_features() -> None:
     assert tuple(emb.shape) == (1, 32, 8, 8)  # 1/8 of the image, first block's width
 
 
-def test_stock_svd_unet_matches_the_released_unet_layout() -> None:
+def test_stock_svd_unet_matches_the_released_unet_layout(
+    released_layout: Callable[[str], dict[str, list[int]]],
+) -> None:
     """The base model is diffusers' own SVD UNet: the released ``unet/`` loads into it as is."""
     from diffusers import UNetSpatioTemporalConditionModel
 
-    want = _layout("svd_unet_spatiotemporal")
+    want = released_layout("svd_unet_spatiotemporal")
     with torch.device("meta"):
         unet = UNetSpatioTemporalConditionModel()
     assert {k: list(v.shape) for k, v in unet.state_dict().items()} == want

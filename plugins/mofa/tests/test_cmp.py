@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,16 +22,7 @@ from torch import nn
 
 from faceshot_core.errors import FaceshotUserError, MissingDependencyError
 
-LAYOUTS = Path(__file__).resolve().parents[3].parent / "shared" / "docs" / "checkpoint-layouts"
 STEP = 2 * CMP_FMAX / CMP_BINS  # width of one flow bin, pixels
-
-
-def _layout(name: str) -> dict[str, list[int]]:
-    path = LAYOUTS / f"{name}.json.gz"
-    if not path.is_file():
-        pytest.skip(f"{path} is not present")
-    with gzip.open(path) as fh:
-        return json.load(fh)
 
 
 def _tiny(seed: int = 0) -> SparseToDenseFlow:
@@ -75,8 +64,10 @@ def _inputs(n: int = 2, size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
 # --- the network -------------------------------------------------------------------------------
 
 
-def test_full_size_network_has_exactly_the_released_keys_and_shapes() -> None:
-    want = _layout("mofa_cmp")
+def test_full_size_network_has_exactly_the_released_keys_and_shapes(
+    released_layout: Callable[[str], dict[str, list[int]]],
+) -> None:
+    want = released_layout("mofa_cmp")
     with torch.device("meta"):
         net = SparseToDenseFlow()
     got = {f"module.{k}": list(v.shape) for k, v in net.state_dict().items()}

@@ -347,21 +347,10 @@ def test_bfloat16_weights_run_and_stay_close(
 def test_residuals_plug_into_a_tiny_svd_unet(
     outputs: tuple[list[torch.Tensor], torch.Tensor], inputs: dict[str, Any]
 ) -> None:
-    from diffusers import UNetSpatioTemporalConditionModel
+    from faceshot_mofa.testing import build_unet
 
-    cfg = tiny_adapter_config()
     torch.manual_seed(3)
-    unet: Any = UNetSpatioTemporalConditionModel(
-        in_channels=8,
-        out_channels=4,
-        block_out_channels=cfg.block_out_channels,
-        num_attention_heads=cfg.num_attention_heads,
-        layers_per_block=cfg.layers_per_block,
-        cross_attention_dim=cfg.cross_attention_dim,
-        addition_time_embed_dim=cfg.addition_time_embed_dim,
-        projection_class_embeddings_input_dim=cfg.projection_class_embeddings_input_dim,
-        num_frames=cfg.num_frames,
-    )
+    unet: Any = build_unet(tiny_adapter_config(), tiny=True)
     unet.eval()
     args = {k: inputs[k] for k in ("sample", "timestep", "encoder_hidden_states", "added_time_ids")}
     down, mid = outputs

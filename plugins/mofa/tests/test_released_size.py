@@ -6,8 +6,7 @@ takes minutes and about 16 GB of memory.  Run it with ``pytest -m heavy plugins/
 
 from __future__ import annotations
 
-import gzip
-import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,30 +22,22 @@ from faceshot_backends.testing import sample_request
 
 pytestmark = pytest.mark.heavy
 
-LAYOUTS = Path(__file__).resolve().parents[3].parent / "shared" / "docs" / "checkpoint-layouts"
-
-
-def _layout(name: str) -> dict[str, list[int]]:
-    path = LAYOUTS / f"{name}.json.gz"
-    if not path.is_file():
-        pytest.skip(f"{path} is not present")
-    with gzip.open(path) as fh:
-        return json.load(fh)
-
 
 def _shapes(path: Path) -> dict[str, list[int]]:
     with safe_open(str(path), framework="pt") as fh:
         return {k: list(fh.get_slice(k).get_shape()) for k in fh.keys()}  # noqa: SIM118
 
 
-def test_released_size_weights_load_and_generate(tmp_path: Path) -> None:
+def test_released_size_weights_load_and_generate(
+    tmp_path: Path, released_layout: Callable[[str], dict[str, list[int]]]
+) -> None:
     root = write_random_weights(tmp_path / "weights", tiny=False)
     unet = root / SVD / "unet" / "diffusion_pytorch_model.fp16.safetensors"
-    assert _shapes(unet) == _layout("svd_unet_spatiotemporal")
+    assert _shapes(unet) == released_layout("svd_unet_spatiotemporal")
     adapter = root / ADAPTER / "diffusion_pytorch_model.safetensors"
-    assert _shapes(adapter) == _layout("mofa_ldmk_controlnet")
+    assert _shapes(adapter) == released_layout("mofa_ldmk_controlnet")
     saved = torch.load(root / CMP, map_location="cpu", weights_only=True)["state_dict"]
-    assert {k: list(v.shape) for k, v in saved.items()} == _layout("mofa_cmp")
+    assert {k: list(v.shape) for k, v in saved.items()} == released_layout("mofa_cmp")
 
     options = {"weights": str(root), "short_side": 64, "steps": 1}
     with load_backend(MofaBackend, options, device="cpu", dtype="float32") as animator:

@@ -37,7 +37,8 @@ SCHEDULER_CONFIG: dict[str, Any] = {
 }
 
 
-def _unet(adapter_config: Any, tiny: bool) -> Any:
+def build_unet(adapter_config: Any, tiny: bool) -> Any:
+    """The SVD UNet at the released size, or tiny with the widths of ``adapter_config``."""
     from diffusers import UNetSpatioTemporalConditionModel
 
     if not tiny:
@@ -114,7 +115,7 @@ def write_random_weights(
     variant = "fp16" if fp16 else None
     dtype = torch.float16 if fp16 else torch.float32
     svd = root / SVD
-    for name, module in (("unet", _unet(adapter_config, tiny)), ("vae", _vae(tiny))):
+    for name, module in (("unet", build_unet(adapter_config, tiny)), ("vae", _vae(tiny))):
         module.to(dtype).save_pretrained(svd / name, variant=variant)
         del module
     encoder = _image_encoder(adapter_config.cross_attention_dim, tiny)
@@ -149,7 +150,7 @@ def random_models(
     config = tiny_adapter_config() if tiny else AdapterConfig()
     with torch.device(device):
         modules = [
-            _unet(config, tiny).to(dtype),
+            build_unet(config, tiny).to(dtype),
             _vae(tiny).to(dtype),
             _image_encoder(config.cross_attention_dim, tiny).to(dtype),
             randomize_zeros(LandmarkAdapter(config)).to(dtype),
