@@ -10,19 +10,20 @@ stock diffusers SVD UNet ``from_pretrained``), runs
 * the adapter on upstream's exact step inputs (12 down residuals + mid),
 * the UNet on upstream's residuals (``unet_forward``, isolating the UNet and its residual quirk),
 * one denoising step through faceshot's own sampling code (``MofaPipeline._predictor`` inside
-  ``sampling.sample_windows`` with a one-step schedule: scaling, adapter, UNet, guidance, Euler),
+  ``sampling.sample_windows`` with a one-step schedule: scaling, adapter, UNet, guidance, Euler;
+  the landmark images it draws per window are checked to be asked for with the window's
+  landmarks and replaced by upstream's, whose OpenCV may rasterise clipped lines differently),
 
 and prints a table of maximum absolute differences against upstream's outputs, also relative to
 the largest magnitude of upstream's tensor.
 
-The adapter, UNet and step rows are computed twice: with faceshot as it is (``as is``) and with
-diffusers' temporal cross-attention made to pair its contexts the way diffusers 0.24.0 did
-(``0.24 ctx``, see :func:`diffusers_024_time_context`).  In 0.24.0,
-``TransformerSpatioTemporalModel`` lays the per-video CLIP context out position-major
-(``[h*w, batch]``) while the temporal blocks' rows are batch-major (``[batch, h*w]``); with more
-than one video in a batch (classifier-free guidance puts two there) each spatial position's
-temporal attention reads the context of video ``(b * h * w + position) % batch``.  Later
-diffusers pair them correctly.  Upstream ran 0.24.0, so its outputs carry that mixing.
+The adapter, UNet and step rows are computed once per value of the backend's
+``context_pairing`` option, installed exactly as the backend installs it
+(:func:`faceshot_mofa.context_pairing.pair_contexts` on the UNet and the adapter) and removed
+again before the next: ``upstream`` (the default, as diffusers 0.24.0 paired the temporal
+cross-attention's CLIP contexts in MOFA's release: row ``r`` sees video ``r % batch``) is held
+to the tolerances; ``per_video`` (SVD's own pairing, what current diffusers does unhooked) is
+informational, since with two videos per batch (guidance) it is expected to differ.
 
 Exit status 1 when a row exceeds its tolerance; the landmark-image row only counts when both
 sides ran the same OpenCV (clipped thick lines are rasterised differently across versions).
@@ -32,116 +33,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
-#: Relative tolerance (max |diff| / max |upstream|) per kind of row.  Exact rows must match
-#: bit for bit; float rows allow for a different torch (kernels, summation order) in float32;
-#: deep rows (through the 1.5B-parameter UNet or the adapter) a little more.
-TOLERANCE = {"exact": 0.0, "float": 1e-4, "deep": 1e-3, "info": math.inf}
+# This script's own folder is on sys.path when it is run as a script.
+from parity_table import TOLERANCE, Table
 
-VARIANTS = ("as is", "0.24 ctx")
-
-
-@dataclass
-class Row:
-    """One compared tensor."""
-
-    group: str
-    name: str
-    variant: str
-    shape: tuple[int, ...]
-    upstream_max: float
-    max_abs_diff: float
-    kind: str
-
-    @property
-    def relative(self) -> float:
-        if self.upstream_max == 0.0:
-            return 0.0 if self.max_abs_diff == 0.0 else math.inf
-        return self.max_abs_diff / self.upstream_max
-
-    @property
-    def ok(self) -> bool:
-        return self.relative <= TOLERANCE[self.kind]
-
-
-class Table:
-    """Collects rows and prints them."""
-
-    def __init__(self) -> None:
-        self.rows: list[Row] = []
-
-    def add(
-        self,
-        group: str,
-        name: str,
-        ours: torch.Tensor,
-        theirs: torch.Tensor,
-        kind: str = "float",
-        variant: str = "",
-    ) -> None:
-        ours = ours.detach().to("cpu", torch.float64)
-        theirs = theirs.detach().to("cpu", torch.float64)
-        if ours.shape != theirs.shape:
-            raise SystemExit(
-                f"{group}/{name}: shape {tuple(ours.shape)} (ours) != {tuple(theirs.shape)}"
-            )
-        diff = float((ours - theirs).abs().max()) if ours.numel() else 0.0
-        peak = float(theirs.abs().max()) if theirs.numel() else 0.0
-        row = Row(group, name, variant, tuple(theirs.shape), peak, diff, kind)
-        self.rows.append(row)
-        print(self.format(row), flush=True)
-
-    @staticmethod
-    def header() -> str:
-        return (
-            f"{'group':<12} {'tensor':<24} {'variant':<9} {'shape':<18} {'max|upstr.|':>11} "
-            f"{'max|diff|':>10} {'relative':>9}  ok"
-        )
-
-    @staticmethod
-    def format(row: Row) -> str:
-        shape = "x".join(str(s) for s in row.shape)
-        verdict = "info" if row.kind == "info" else ("yes" if row.ok else "NO")
-        return (
-            f"{row.group:<12} {row.name:<24} {row.variant:<9} {shape:<18} "
-            f"{row.upstream_max:>11.4g} {row.max_abs_diff:>10.3e} {row.relative:>9.2e}  {verdict}"
-        )
-
-    def markdown(self) -> str:
-        """One line per tensor; rows computed in both variants get both differences."""
-        lines = [
-            "| group | tensor | shape | max abs upstream | max abs diff (as is) | relative "
-            "| max abs diff (0.24 ctx) | relative |",
-            "|---|---|---|---:|---:|---:|---:|---:|",
-        ]
-        seen: dict[tuple[str, str], dict[str, Row]] = {}
-        for r in self.rows:
-            seen.setdefault((r.group, r.name), {})[r.variant or VARIANTS[0]] = r
-        for (group, name), by_variant in seen.items():
-            first = next(iter(by_variant.values()))
-            shape = "x".join(str(s) for s in first.shape)
-            cells = []
-            for variant in VARIANTS:
-                hit = by_variant.get(variant)
-                cells += (
-                    ["", ""] if hit is None else [f"{hit.max_abs_diff:.2e}", f"{hit.relative:.2e}"]
-                )
-            lines.append(
-                f"| {group} | {name} | {shape} | {first.upstream_max:.4g} | "
-                + " | ".join(cells)
-                + " |"
-            )
-        return "\n".join(lines)
+#: Values of the backend's ``context_pairing`` option checked; the first is the default and the
+#: one held to the tolerances, the others are informational.
+VARIANTS = ("upstream", "per_video")
 
 
 def _timed(label: str, timings: dict[str, float], fn: Callable[[], Any]) -> Any:
@@ -149,43 +54,6 @@ def _timed(label: str, timings: dict[str, float], fn: Callable[[], Any]) -> Any:
     result = fn()
     timings[label] = round(time.perf_counter() - started, 1)
     return result
-
-
-@contextmanager
-def diffusers_024_time_context() -> Iterator[None]:
-    """Pair temporal cross-attention rows with CLIP contexts as diffusers 0.24.0 did.
-
-    Installed diffusers builds the temporal blocks' context batch-major, ``[batch * h * w, L,
-    C]`` (row ``b * h * w + p`` gets video ``b``'s context).  0.24.0 built it position-major,
-    ``[h * w * batch, ...]``, and fed it to the same batch-major rows, so row ``r`` got video
-    ``r % batch``'s context.  This wraps ``TemporalBasicTransformerBlock.forward`` to rebuild
-    the context in 0.24.0's order.  Identical for a batch of one video.
-    """
-    from diffusers.models.attention import TemporalBasicTransformerBlock
-
-    original = TemporalBasicTransformerBlock.forward
-
-    def forward(
-        self: Any,
-        hidden_states: torch.Tensor,
-        num_frames: int,
-        encoder_hidden_states: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        if encoder_hidden_states is not None:
-            batch = hidden_states.shape[0] // num_frames
-            positions = hidden_states.shape[1]
-            rest = encoder_hidden_states.shape[1:]
-            per_video = encoder_hidden_states.reshape(batch, positions, *rest)[:, 0]
-            encoder_hidden_states = (
-                per_video[None].expand(positions, batch, *rest).reshape(positions * batch, *rest)
-            )
-        return original(self, hidden_states, num_frames, encoder_hidden_states)
-
-    TemporalBasicTransformerBlock.forward = forward  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        TemporalBasicTransformerBlock.forward = original  # type: ignore[method-assign]
 
 
 def compare_conditioning(
@@ -260,6 +128,7 @@ def compare_step(
 ) -> None:
     import faceshot_mofa.pipeline as pipeline_module
     from diffusers import EulerDiscreteScheduler, UNetSpatioTemporalConditionModel
+    from faceshot_mofa.context_pairing import ContextPairing, pair_contexts
     from faceshot_mofa.landmark_adapter import load_adapter
     from faceshot_mofa.pipeline import GenerationSettings, MofaModels, MofaPipeline
     from faceshot_mofa.sampling import Schedule, sample_windows
@@ -302,11 +171,21 @@ def compare_step(
         inputs["image_latents"][:, 0],
         inputs["reference"][0:1],
         inputs["flow_cfg"][0],
-        inputs["landmark_images_cfg"][0],
+        inputs["landmarks"].numpy(),
         GenerationSettings(),
     )
 
     seen: dict[str, Any] = {}
+
+    def upstream_drawings(landmarks: Any, size: tuple[int, int], canvas: int = 320) -> torch.Tensor:
+        # The predictor draws each window's landmark images; the step is given upstream's
+        # (OpenCV versions differ at clipped lines, see the conditioning rows) once the
+        # predictor has asked for the right ones.
+        drawn = inputs["landmark_images_cfg"][0]
+        if not (torch.equal(torch.as_tensor(landmarks), inputs["landmarks"]) and canvas == 320
+                and tuple(size) == tuple(drawn.shape[-2:])):  # fmt: skip
+            raise SystemExit("the predictor drew other landmarks than the window's")
+        return drawn.clone()
 
     def recording_unet_forward(*args: Any, **kwargs: Any) -> torch.Tensor:
         seen["model_input"], seen["down"], seen["mid"] = args[1], args[5], args[6]
@@ -319,57 +198,66 @@ def compare_step(
         seen["guided"] = predict(x, window, tt, scales)
         return seen["guided"]
 
+    @torch.no_grad()
+    def run(variant: str, kind: str) -> torch.Tensor:
+        # 1. The adapter alone, on upstream's exact inputs.
+        started = time.perf_counter()
+        down, mid = adapter(
+            model_input, t, ehs, time_ids, inputs["reference"], inputs["flow_cfg"],
+            inputs["landmark_images_cfg"], conditioning_scale=1.0,
+        )  # fmt: skip
+        timings[f"adapter forward ({variant})"] = round(time.perf_counter() - started, 1)
+        for name, ours, key in zip(names, down, down_keys, strict=True):
+            table.add("adapter", name, ours, up[key], kind, variant)
+        table.add("adapter", "mid", mid, up["adapter_mid"], kind, variant)
+        del down, mid
+
+        # 2. The UNet alone, on upstream's exact inputs and upstream's residuals.
+        started = time.perf_counter()
+        noise = unet_forward(
+            unet, model_input, t, ehs, time_ids, [up[k] for k in down_keys], up["adapter_mid"]
+        )
+        timings[f"unet forward ({variant})"] = round(time.perf_counter() - started, 1)
+        table.add("UNet", "noise (upstream resid.)", noise, up["unet_noise"], kind, variant)
+        del noise
+
+        # 3. One step through faceshot's sampler and predictor.
+        seen.clear()
+        saved = pipeline_module.unet_forward, pipeline_module.landmark_images
+        pipeline_module.unet_forward = recording_unet_forward
+        pipeline_module.landmark_images = upstream_drawings
+        try:
+            started = time.perf_counter()
+            window = list(range(meta["frames"]))
+            prev = sample_windows(inputs["noisy_latents"], one, recording_predict, windows=[window])
+            timings[f"step ({variant})"] = round(time.perf_counter() - started, 1)
+        finally:
+            pipeline_module.unet_forward, pipeline_module.landmark_images = saved
+        return prev
+
     for variant in variants:
-        context = diffusers_024_time_context() if variant == "0.24 ctx" else nullcontext()
-        with context, torch.no_grad():
-            # 1. The adapter alone, on upstream's exact inputs.
-            started = time.perf_counter()
-            down, mid = adapter(
-                model_input, t, ehs, time_ids, inputs["reference"], inputs["flow_cfg"],
-                inputs["landmark_images_cfg"], conditioning_scale=1.0,
-            )  # fmt: skip
-            timings[f"adapter forward ({variant})"] = round(time.perf_counter() - started, 1)
-            for name, ours, key in zip(names, down, down_keys, strict=True):
-                table.add("adapter", name, ours, up[key], "deep", variant)
-            table.add("adapter", "mid", mid, up["adapter_mid"], "deep", variant)
-            del down, mid
-
-            # 2. The UNet alone, on upstream's exact inputs and upstream's residuals.
-            started = time.perf_counter()
-            noise = unet_forward(
-                unet, model_input, t, ehs, time_ids, [up[k] for k in down_keys], up["adapter_mid"]
-            )
-            timings[f"unet forward ({variant})"] = round(time.perf_counter() - started, 1)
-            table.add("UNet", "noise (upstream resid.)", noise, up["unet_noise"], "deep", variant)
-            del noise
-
-            # 3. One step through faceshot's sampler and predictor.
-            seen.clear()
-            saved = pipeline_module.unet_forward
-            pipeline_module.unet_forward = recording_unet_forward
-            try:
-                started = time.perf_counter()
-                prev = sample_windows(
-                    inputs["noisy_latents"],
-                    one,
-                    recording_predict,
-                    windows=[list(range(meta["frames"]))],
-                )
-                timings[f"step ({variant})"] = round(time.perf_counter() - started, 1)
-            finally:
-                pipeline_module.unet_forward = saved
+        # Only the default pairing is held to the tolerance; the others are for comparison.
+        kind = "deep" if variant == VARIANTS[0] else "info"
+        # Installed exactly as the backend's ``load`` does, undone through the handles after.
+        handles = pair_contexts([unet, adapter], cast("ContextPairing", variant))
+        print(f"  context_pairing={variant}: {len(handles)} temporal blocks hooked", flush=True)
+        if variant == "upstream" and not handles:
+            raise SystemExit("pair_contexts found no temporal transformer block to hook")
+        try:
+            prev = run(variant, kind)
+        finally:
+            for handle in handles:
+                handle.remove()
         if variant == variants[0]:
             table.add("step", "scaled model input", seen["model_input"], inputs["model_input"])
         for name, ours, key in zip(names, seen["down"], down_keys, strict=True):
-            table.add("step", f"adapter {name}", ours, up[key], "deep", variant)
-        table.add("step", "adapter mid", seen["mid"], up["adapter_mid"], "deep", variant)
+            table.add("step", f"adapter {name}", ours, up[key], kind, variant)
+        table.add("step", "adapter mid", seen["mid"], up["adapter_mid"], kind, variant)
+        table.add("step", "UNet noise (2 branches)", seen["noise"], up["unet_noise"], kind, variant)
+        table.add("step", "guided (CFG 1->3)", seen["guided"], up["guided_noise"], kind, variant)
+        table.add("step", "Euler prev_sample", prev, up["prev_sample"], kind, variant)
         table.add(
-            "step", "UNet noise (2 branches)", seen["noise"], up["unet_noise"], "deep", variant
-        )
-        table.add("step", "guided (CFG 1->3)", seen["guided"], up["guided_noise"], "deep", variant)
-        table.add("step", "Euler prev_sample", prev, up["prev_sample"], "deep", variant)
-        table.add(
-            "step", "prev_sample vs karras_fix", prev, up["prev_sample_karras_fix"], "deep", variant
+            "step", "prev_sample vs karras_fix", prev, up["prev_sample_karras_fix"], kind, variant
         )
 
 
@@ -409,7 +297,7 @@ def main() -> int:
         f"size {meta['height']}x{meta['width']}, {meta['frames']} frames, "
         f"step {meta['step_index']} of {meta['num_inference_steps']}, float32 on CPU\n"
     )
-    table = Table()
+    table = Table(VARIANTS)
     timings: dict[str, float] = {}
     print(Table.header(), flush=True)
     started = time.perf_counter()
