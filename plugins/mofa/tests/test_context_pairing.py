@@ -38,6 +38,18 @@ def test_upstream_pairing_gives_row_r_the_context_of_video_r_mod_batch() -> None
     torch.testing.assert_close(after, plain)  # the hooks are gone
 
 
+def test_arguments_by_position_are_paired_too() -> None:
+    block = _block()
+    hidden, context = _inputs(2)
+    with torch.no_grad():
+        by_keyword = block(hidden, num_frames=3, encoder_hidden_states=context)
+        pair_contexts([block], "upstream")
+        paired_keyword = block(hidden, num_frames=3, encoder_hidden_states=context)
+        paired_position = block(hidden, 3, context)
+    torch.testing.assert_close(paired_position, paired_keyword)
+    assert not torch.allclose(paired_position, by_keyword)
+
+
 def test_one_video_is_the_same_either_way() -> None:
     block = _block()
     hidden, context = _inputs(1)

@@ -30,19 +30,26 @@ ContextPairing = Literal["upstream", "per_video"]
 def _upstream_order(
     module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """Re-lay the context so that row ``r`` holds the context of video ``r % batch``."""
-    context = kwargs.get("encoder_hidden_states")
+    """Re-lay the context so that row ``r`` holds the context of video ``r % batch``.
+
+    ``forward(hidden_states, num_frames, encoder_hidden_states=None)``: each argument may come
+    by position or by keyword.
+    """
+    names = ("hidden_states", "num_frames", "encoder_hidden_states")
+    given = {**dict(zip(names, args, strict=False)), **kwargs}
+    context = given.get("encoder_hidden_states")
     if context is None:
         return args, kwargs
-    hidden = args[0] if args else kwargs["hidden_states"]
-    frames = kwargs["num_frames"] if "num_frames" in kwargs else args[1]
+    hidden, frames = given["hidden_states"], given["num_frames"]
     batch = hidden.shape[0] // frames
     if batch < 2:
         return args, kwargs
     positions = hidden.shape[1]
     per_video = context.reshape(batch, positions, *context.shape[1:])[:, 0]
-    kwargs = {**kwargs, "encoder_hidden_states": per_video.repeat(positions, 1, 1)}
-    return args, kwargs
+    paired = per_video.repeat(positions, 1, 1)
+    if len(args) > 2:
+        return (*args[:2], paired, *args[3:]), kwargs
+    return args, {**kwargs, "encoder_hidden_states": paired}
 
 
 def pair_contexts(
