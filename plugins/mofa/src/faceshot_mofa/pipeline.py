@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from faceshot_core.progress import ProgressSink, StageReporter, report
+from faceshot_backends.decoding import decode_in_chunks
+from faceshot_core.progress import ProgressSink, report
 from faceshot_mofa.cmp import dense_flow
 from faceshot_mofa.conditioning import landmark_images
 from faceshot_mofa.sampling import Schedule, sample_windows
@@ -191,16 +192,13 @@ class MofaPipeline:
         """RGB uint8 frames from ``latents`` ``[1, T, 4, h, w]``, ``chunk`` frames per VAE call."""
         m = self.models
         m.on_device(m.vae)
-        frames = latents.shape[1]
-        scaled = latents[0] / m.vae.config.scaling_factor
-        reporter = StageReporter(progress, "decoding", frames)
-        for start in range(0, frames, chunk):
-            part = scaled[start : start + chunk].to(m.vae.dtype)
-            pixels = m.vae.decode(part, num_frames=part.shape[0]).sample
-            images = ((pixels.float() / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)
-            for frame in images.permute(0, 2, 3, 1).cpu().numpy():
-                yield np.ascontiguousarray(frame)
-                reporter.step()
+
+        def decode(part: torch.Tensor) -> torch.Tensor:
+            return m.vae.decode(part, num_frames=part.shape[0]).sample
+
+        yield from decode_in_chunks(decode, latents[0], chunk, dtype=m.vae.dtype,
+                                    scaling_factor=m.vae.config.scaling_factor,
+                                    progress=progress)  # fmt: skip
 
     def generate(
         self,
