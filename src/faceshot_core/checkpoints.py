@@ -116,13 +116,17 @@ def read_torch_state_dict(
     p = Path(path)
     _check_file(p, what)
     obj = _torch_load(p, what, mmap)
-    if nested is not None and isinstance(obj, Mapping) and isinstance(obj.get(nested), Mapping):
-        obj = obj[nested]
+    import torch
+
+    if nested is not None and isinstance(obj, Mapping):
+        if isinstance(obj.get(nested), Mapping):
+            obj = obj[nested]
+        elif not all(isinstance(v, torch.Tensor) for v in obj.values()):
+            keys = sorted(map(str, obj))[:SHOWN]
+            raise CheckpointError(f"{p}: not a {what} (no {nested!r}; found keys {keys})")
     if not isinstance(obj, Mapping) or not obj:
         found = f"keys {sorted(map(str, obj))[:SHOWN]}" if isinstance(obj, Mapping) else type(obj)
         raise CheckpointError(f"{p}: not a {what} (expected a state dict; found {found})")
-    import torch
-
     tensors: dict[str, torch.Tensor] = {}
     for key, value in obj.items():
         if not isinstance(value, torch.Tensor):

@@ -204,7 +204,7 @@ def test_unreadable_files_give_one_line_user_errors(tmp_path: Path) -> None:
     }
     for name, content in cases.items():
         (tmp_path / name).write_bytes(content)
-        with pytest.raises(CMPCheckpointError, match=rf"{name}: not a readable checkpoint"):
+        with pytest.raises(CMPCheckpointError, match=rf"{name}: not a readable CMP checkpoint"):
             load_cmp(tmp_path / name)
     with pytest.raises(FaceshotUserError, match="not found"):
         load_cmp(tmp_path / "absent.pth")

@@ -13,15 +13,17 @@ read by ``torch.load`` and dropped.
 from __future__ import annotations
 
 import os
-import pickle
-import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
-from faceshot_core.errors import MissingDependencyError
+from faceshot_core.checkpoints import (
+    CheckpointError,
+    read_torch_state_dict,
+    split_prefixed,
+)
+from faceshot_core.checkpoints import layout_problems as _layout_problems
 
 if TYPE_CHECKING:  # at run time imported where used: faceshot_mofa.cmp re-exports this module
     from faceshot_mofa.cmp import CMPConfig, SparseToDenseFlow
@@ -32,109 +34,26 @@ CHECKPOINT_NAME = "ckpt_iter_42000.pth.tar"
 #: Prefix of every key in the released state dict.
 PREFIX = "module."
 
-#: At most this many keys of each kind are named in an error message.
-_SHOWN = 8
-
-
-class CMPCheckpointError(MissingDependencyError):
-    """The CMP checkpoint is absent, unreadable, unsafe or does not fit the network.
-
-    A :class:`~faceshot_core.errors.MissingDependencyError`: the weights are a component the
-    user installs, and the fix is the same in every case (get an intact copy of the file).
-    """
-
-
-def _first_line(exc: BaseException) -> str:
-    """``Type: first line of the message`` (short: torch's messages run to paragraphs)."""
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0][:200]}" if text else type(exc).__name__
-
-
-def _read(path: Path) -> object:
-    """``torch.load`` with ``weights_only=True``, every failure turned into one clear error."""
-    if not path.exists():
-        raise CMPCheckpointError(f"{path}: CMP checkpoint not found")
-    if not path.is_file():
-        raise CMPCheckpointError(f"{path}: expected the CMP checkpoint file, found a directory")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
-        if unsafe:
-            raise CMPCheckpointError(
-                f"{path}: refused - it holds pickled Python objects ({unsafe.group(1)}), not "
-                "only tensors; loading them could run code, so the file was not loaded"
-            ) from None
-        raise CMPCheckpointError(
-            f"{path}: not a readable checkpoint (corrupt?): {_first_line(exc)}"
-        ) from None
-    except Exception as exc:  # RuntimeError (zip), EOFError, struct.error, KeyError, OSError
-        raise CMPCheckpointError(
-            f"{path}: not a readable checkpoint (truncated or corrupt?): {_first_line(exc)}"
-        ) from None
+#: The error every reading and loading problem raises (a one-line user-facing error).
+CMPCheckpointError = CheckpointError
 
 
 def read_cmp_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """The network's tensors from a CMP checkpoint file, keys without ``module.``.
 
     Accepts the released format (a dict with ``state_dict``; ``step`` and ``optimizer`` are
-    ignored) and a bare state dict (only tensors).  Tensors are on the CPU.
+    ignored) and a bare state dict (only tensors).  Tensors are on the CPU.  Read safely by
+    :func:`faceshot_core.checkpoints.read_torch_state_dict` (``weights_only``: pickled code
+    is refused, never run).
     """
-    p = Path(path)
-    obj = _read(p)
-    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
-        state = obj["state_dict"]
-    elif (
-        isinstance(obj, Mapping) and obj and all(isinstance(v, torch.Tensor) for v in obj.values())
-    ):
-        state = obj
-    else:
-        found = f"keys {sorted(map(str, obj))[:_SHOWN]}" if isinstance(obj, Mapping) else type(obj)
-        raise CMPCheckpointError(f"{p}: not a CMP checkpoint (no state_dict; found {found})")
-    tensors: dict[str, torch.Tensor] = {}
-    for key, value in state.items():
-        if not isinstance(value, torch.Tensor):
-            raise CMPCheckpointError(f"{p}: {key!r} is a {type(value).__name__}, not a tensor")
-        name = str(key)
-        tensors[name.removeprefix(PREFIX)] = value
-    return tensors
-
-
-def _describe(tensor: torch.Tensor) -> str:
-    return f"{list(tensor.shape)} {str(tensor.dtype).removeprefix('torch.')}"
-
-
-def _listing(label: str, keys: list[str]) -> str:
-    more = f", ... ({len(keys)} in all)" if len(keys) > _SHOWN else ""
-    return f"{label}: {', '.join(keys[:_SHOWN])}{more}"
+    state = read_torch_state_dict(path, what="CMP checkpoint", nested="state_dict", mmap=False)
+    prefixed = split_prefixed(state, PREFIX)
+    return {**{k: v for k, v in state.items() if not k.startswith(PREFIX)}, **prefixed}
 
 
 def layout_problems(network: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> list[str]:
-    """What keeps ``state`` from loading strictly into ``network``; empty when it fits.
-
-    Missing keys, unexpected keys and mismatches of shape (or of kind: floating point where
-    the network has floating point, integer where it counts batches), each listed (a few names
-    per kind).
-    """
-    own = network.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    mismatched = sorted(
-        f"{k} {_describe(state[k])} vs {_describe(own[k])}"
-        for k in set(own) & set(state)
-        if state[k].shape != own[k].shape
-        or state[k].is_floating_point() != own[k].is_floating_point()
-    )
-    problems = []
-    if missing:
-        problems.append(_listing(f"{len(missing)} missing", missing))
-    if unexpected:
-        problems.append(_listing(f"{len(unexpected)} unexpected", unexpected))
-    if mismatched:
-        problems.append(
-            _listing(f"{len(mismatched)} of another shape or kind (file vs net)", mismatched)
-        )
-    return problems
+    """What keeps ``state`` from loading strictly into ``network``; empty when it fits."""
+    return _layout_problems(network.state_dict(), state)
 
 
 def config_from_state_dict(state: Mapping[str, torch.Tensor]) -> CMPConfig:

@@ -1,4 +1,4 @@
-"""Shared fixtures of the AniPortrait plugin's tests."""
+"""Fixtures shared by every test folder of the repository (the core's and the plugins')."""
 
 from __future__ import annotations
 
@@ -9,15 +9,16 @@ from pathlib import Path
 
 import pytest
 
-#: ``../shared/docs/checkpoint-layouts`` beside the repository: the released files' key/shape lists.
-LAYOUTS = Path(__file__).resolve().parents[3].parent / "shared" / "docs" / "checkpoint-layouts"
+#: ``../shared/docs/checkpoint-layouts`` beside the repository: released files' key/shape lists.
+LAYOUTS = Path(__file__).resolve().parent.parent / "shared" / "docs" / "checkpoint-layouts"
 
 
 @pytest.fixture
 def released_layout() -> Callable[[str], dict[str, list[int]]]:
     """``released_layout(name)``: key -> shape of a released checkpoint (skips when absent).
 
-    Names: ``aniportrait_pose_guider``, ``aniportrait_reference_unet``,
+    Names are the files' stems: ``mofa_ldmk_controlnet``, ``mofa_cmp``,
+    ``svd_unet_spatiotemporal``, ``aniportrait_pose_guider``, ``aniportrait_reference_unet``,
     ``aniportrait_denoising_unet``, ``aniportrait_denoising_unet_no_motion_module``,
     ``aniportrait_motion_module``.
     """
