@@ -7,6 +7,9 @@
   ``Runtime``); :mod:`~faceshot_backends.framing` - the mapping to a working size and back;
 * :mod:`~faceshot_backends.per_frame` - ``PerFrameBackend`` for backends that stream;
   :mod:`~faceshot_backends.windows` - window schedules for clip generators;
+* :mod:`~faceshot_backends.decoding`, :mod:`~faceshot_backends.gpu_faults` and
+  :mod:`~faceshot_backends.torch_modules` - what the diffusion plugins share: chunked VAE
+  decoding, out-of-memory errors in one line, offloading and compiling model blocks;
 * :mod:`~faceshot_backends.loading` - ``load_backend``: every cheap check, then one load;
 * :mod:`~faceshot_backends.registry` - the backends registered by plugins;
 * :mod:`~faceshot_backends.builtin` - ``warp`` (CPU animator, the default) and ``landmarks``;

@@ -27,7 +27,8 @@ from faceshot_backends import (
     Runtime,
     WorkingSize,
 )
-from faceshot_core.errors import FaceshotUserError, MissingDependencyError
+from faceshot_backends.gpu_faults import GpuOutOfMemoryError, explain_out_of_memory, memory_hints
+from faceshot_backends.torch_modules import compile_blocks
 from faceshot_core.progress import ProgressSink
 from faceshot_core.torch_support import free_accelerator_memory, torch_dtype
 from faceshot_core.weights import WeightSpec, find_weights
@@ -95,7 +96,7 @@ def _settings(options: MofaOptions) -> Any:
     )  # fmt: skip
 
 
-class MofaOutOfMemoryError(FaceshotUserError):
+class MofaOutOfMemoryError(GpuOutOfMemoryError):
     """The GPU ran out of memory; the settings that need less are named in the message."""
 
 
@@ -103,28 +104,7 @@ def _out_of_memory_explained(
     frames: Iterator[np.ndarray], options: MofaOptions
 ) -> Iterator[np.ndarray]:
     """``frames``, with a GPU out-of-memory error turned into one line saying what to change."""
-    import torch
-
-    try:
-        yield from frames
-    except torch.cuda.OutOfMemoryError as exc:
-        hints = []
-        if not options.offload:
-            hints.append("--option offload=true")
-        if options.decode_chunk > 2:
-            hints.append(f"--option decode_chunk={max(1, options.decode_chunk // 2)}")
-        if options.short_side > 256:
-            hints.append(f"--option short_side={options.short_side - 128}")
-        raise MofaOutOfMemoryError(
-            "the GPU ran out of memory while generating; try "
-            + (", ".join(hints) if hints else "a GPU with more memory")
-        ) from exc
-    finally:
-        import gc
-
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+    return explain_out_of_memory(frames, memory_hints(options), MofaOutOfMemoryError)
 
 
 class MofaAnimator(BaseAnimator):
@@ -151,19 +131,6 @@ class MofaAnimator(BaseAnimator):
             self.pipeline.models.release()
         self.pipeline = None
         free_accelerator_memory()
-
-
-def _compile_blocks(models: Any) -> None:
-    """``torch.compile`` the UNet's and the adapter's blocks in place.
-
-    The blocks, not the models: the residual-aware forward calls the blocks one by one, so a
-    compiled ``UNet.forward`` would never run.
-    """
-    for model in (models.unet, models.adapter):
-        for part in (*model.down_blocks, model.mid_block, *getattr(model, "up_blocks", ())):
-            if not hasattr(part, "compile"):
-                raise MissingDependencyError("compile=true needs PyTorch 2.2 or newer")
-            part.compile()
 
 
 class MofaBackend(BaseBackend):
@@ -208,5 +175,5 @@ class MofaBackend(BaseBackend):
                              progress=progress)  # fmt: skip
         pair_contexts([models.unet, models.adapter], options.context_pairing)
         if options.compile:
-            _compile_blocks(models)
+            compile_blocks(models.unet, models.adapter)
         return MofaAnimator(options, runtime, MofaPipeline(models))

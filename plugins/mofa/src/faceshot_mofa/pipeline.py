@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from faceshot_backends.decoding import decode_in_chunks
+from faceshot_backends.torch_modules import offload_except
 from faceshot_core.progress import ProgressSink, report
 from faceshot_mofa.cmp import dense_flow
 from faceshot_mofa.conditioning import landmark_images
@@ -75,11 +76,9 @@ class MofaModels:
 
     def on_device(self, *modules: Any) -> None:
         """With offloading, bring ``modules`` to the device and send every other one back."""
-        if not self.offload:
-            return
-        wanted = {id(m) for m in modules}
-        for module in (self.unet, self.vae, self.image_encoder, self.adapter, self.cmp):
-            module.to("cpu" if id(module) not in wanted else self.device)
+        if self.offload:
+            every = (self.unet, self.vae, self.image_encoder, self.adapter, self.cmp)
+            offload_except(every, modules, self.device)
 
     def release(self) -> None:
         for name in ("unet", "vae", "image_encoder", "adapter", "cmp", "scheduler"):
