@@ -41,8 +41,9 @@ from typing import Any, cast
 
 import torch
 
-# This script's own folder is on sys.path when it is run as a script.
-from parity_table import TOLERANCE, Table
+# The rows and tables are shared with the other parity checks, in tools/parity_common.py.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from parity_common import TOLERANCE, Table
 
 #: Values of the backend's ``context_pairing`` option checked; the first is the default and the
 #: one held to the tolerances, the others are informational.

@@ -1,5 +1,7 @@
-"""Rows of the MOFA-Video parity check: one compared tensor each, printed as they come and as
-a Markdown table at the end.  Used by ``our_side.py``.
+"""Rows of the parity checks against upstream code (``tools/mofa_parity``,
+``tools/aniportrait_parity``): one compared tensor each, printed as they come and as a Markdown
+table at the end.  Imported by each tool's ``our_side.py`` (which puts ``tools/`` on
+``sys.path``); plain torch, nothing tool-specific.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ import torch
 
 #: Relative tolerance (max |diff| / max |upstream|) per kind of row.  Exact rows must match
 #: bit for bit; float rows allow for a different torch (kernels, summation order) in float32;
-#: deep rows (through the 1.5B-parameter UNet or the adapter) a little more.
-TOLERANCE = {"exact": 0.0, "float": 1e-4, "deep": 1e-3, "info": math.inf}
+#: deep rows (through a UNet of a billion parameters or an adapter) a little more; fp16 rows
+#: (tensors rounded to float16 on both sides) one float16 rounding step of the largest
+#: magnitude, 2**-10, since float32 values a few ulps apart can round to neighbouring halves.
+TOLERANCE = {"exact": 0.0, "float": 1e-4, "deep": 1e-3, "fp16": 2.0**-10, "info": math.inf}
 
 
 @dataclass
@@ -39,10 +43,15 @@ class Row:
 
 
 class Table:
-    """Collects rows and prints them."""
+    """Collects rows and prints them.
 
-    def __init__(self, variants: tuple[str, ...]) -> None:
-        self.variants = variants  # markdown columns, in this order
+    ``variants``: the Markdown table's difference columns, in this order, one per variant a
+    row may be computed under; the default, one unnamed variant, gives plain "max abs diff"
+    and "relative" columns.
+    """
+
+    def __init__(self, variants: tuple[str, ...] = ("",)) -> None:
+        self.variants = variants
         self.rows: list[Row] = []
 
     def add(
@@ -86,7 +95,10 @@ class Table:
         """One line per tensor; rows computed per variant get a difference for each."""
         lines = [
             "| group | tensor | shape | max abs upstream | "
-            + " | ".join(f"max abs diff ({v}) | relative" for v in self.variants)
+            + " | ".join(
+                f"max abs diff ({v}) | relative" if v else "max abs diff | relative"
+                for v in self.variants
+            )
             + " |",
             "|---|---|---|---:|" + "---:|---:|" * len(self.variants),
         ]
