@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["lint", "types", "tests", "example_plugin", "mofa_wheels"]
+nox.options.sessions = ["lint", "types", "tests", "example_plugin", "plugin_wheels"]
 nox.options.default_venv_backend = "venv"
 
 
@@ -73,17 +73,19 @@ def example_plugin(session: nox.Session) -> None:
 
 
 @nox.session
-def mofa_wheels(session: nox.Session) -> None:
-    """Build wheels of faceshot and faceshot-mofa into a local folder, install `faceshot[mofa]`
-    from it in a fresh environment (dependencies from the package index), and check that
-    `faceshot backends` lists `mofa` with the weight files it needs."""
+def plugin_wheels(session: nox.Session) -> None:
+    """Build wheels of faceshot and of the GPU plugins into a local folder, install
+    `faceshot[mofa,aniportrait]` from it in a fresh environment (dependencies from the package
+    index), and check that `faceshot backends -v` lists each backend with the files it needs."""
     wheels = f"{session.create_tmp()}/wheels"
     session.run("python", "-m", "pip", "wheel", "-q", "--no-deps", "-w", wheels, ".",
-                "plugins/mofa")  # fmt: skip
+                "plugins/mofa", "plugins/aniportrait")  # fmt: skip
     session.install("torch==2.13.0")  # the CPU wheel here; a bare `torch` pulls CUDA packages
-    session.install("--find-links", wheels, "faceshot[mofa]")
-    listing = session.run("faceshot", "backends", "-v", silent=True, env={"COLUMNS": "200"})
-    for needed in ("mofa", "ckpt_iter_42000.pth.tar", "ldmk_controlnet", "FACESHOT_MOFA_WEIGHTS"):
-        if needed not in str(listing):
-            session.error(f"`faceshot backends -v` does not mention {needed!r}:\n{listing}")
-    session.run("python", "-c", "import faceshot_mofa.pipeline, faceshot_mofa.weights")
+    session.install("--find-links", wheels, "faceshot[mofa,aniportrait]")
+    listing = str(session.run("faceshot", "backends", "-v", silent=True, env={"COLUMNS": "200"}))
+    needed = ("mofa", "ckpt_iter_42000.pth.tar", "FACESHOT_MOFA_WEIGHTS",
+              "aniportrait", "pose_guider.pth", "FACESHOT_ANIPORTRAIT_WEIGHTS")  # fmt: skip
+    for word in needed:
+        if word not in listing:
+            session.error(f"`faceshot backends -v` does not mention {word!r}:\n{listing}")
+    session.run("python", "-c", "import faceshot_mofa.pipeline, faceshot_aniportrait.pipeline")
