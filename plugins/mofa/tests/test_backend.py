@@ -147,15 +147,17 @@ def test_cli_run_on_cpu_with_tiny_weights(tiny_weights: Path, tmp_path: Path) ->
 
 def test_gpu_out_of_memory_is_one_line_with_what_to_change() -> None:
     import torch
-    from faceshot_mofa.backend import MofaOutOfMemoryError, _out_of_memory_explained
+    from faceshot_mofa.backend import MofaAnimator, MofaOutOfMemoryError
 
-    def frames() -> Iterator[np.ndarray]:
-        yield np.zeros((64, 64, 3), np.uint8)
-        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    from faceshot_backends import Runtime
 
-    options = MofaBackend.parse_options({})
-    assert isinstance(options, MofaOptions)
-    stream = _out_of_memory_explained(frames(), options)
+    class Pipeline:  # stands in for the loaded models: a frame, then the GPU is full
+        def generate(self, *args: Any, **kwargs: Any) -> Iterator[np.ndarray]:
+            yield np.zeros((64, 64, 3), np.uint8)
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    animator = MofaAnimator(MofaBackend.parse_options({}), Runtime(), Pipeline())
+    stream = animator.animate(sample_request(MofaBackend, 3, options=animator.options))
     next(stream)
     with pytest.raises(MofaOutOfMemoryError, match=r"offload=true.*decode_chunk=4.*short_side=384"):
         next(stream)

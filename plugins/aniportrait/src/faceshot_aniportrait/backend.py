@@ -15,30 +15,21 @@ It runs on a CUDA GPU in float16 (or bfloat16); the CPU path exists for tests an
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any, ClassVar
 
-import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from faceshot_aniportrait.windowing import OVERLAP, WINDOW
-from faceshot_backends import (
-    AnimationRequest,
-    BackendOptions,
-    BaseAnimator,
-    BaseBackend,
-    Capabilities,
-    Runtime,
-    WorkingSize,
-)
-from faceshot_backends.gpu_faults import GpuOutOfMemoryError, explain_out_of_memory, memory_hints
+from faceshot_backends import BackendOptions, Capabilities, Runtime, WorkingSize
+from faceshot_backends.diffusion import DiffusionAnimator, DiffusionBackend, DiffusionOptions
+from faceshot_backends.gpu_faults import GpuOutOfMemoryError
 from faceshot_backends.torch_modules import compile_blocks
 from faceshot_core.progress import ProgressSink
-from faceshot_core.torch_support import free_accelerator_memory, torch_dtype
+from faceshot_core.torch_support import torch_dtype
 from faceshot_core.weights import WeightSpec
 
 
-class AniPortraitOptions(BackendOptions):
+class AniPortraitOptions(DiffusionOptions):
     """What ``--option key=value`` can set for ``aniportrait``."""
 
     weights: str | None = Field(
@@ -51,16 +42,8 @@ class AniPortraitOptions(BackendOptions):
         default=3.5, ge=1.0, le=20.0,
         description="classifier-free guidance scale (1: no guidance, half the work)",
     )  # fmt: skip
-    short_side: int = Field(
-        default=512, ge=64, le=2048, description="working size: the short side, a multiple of 64"
-    )
     decode_chunk: int = Field(
         default=1, ge=1, le=64, description="frames per VAE decode call (more: faster, more memory)"
-    )
-    offload: bool = Field(
-        default=False,
-        description="keep idle models in CPU memory, moving each to the GPU only while it runs "
-        "(less GPU memory, slower)",
     )
     batch_statistics: bool = Field(
         default=True,
@@ -71,16 +54,6 @@ class AniPortraitOptions(BackendOptions):
         default=True,
         description="round the stored reference-attention tokens to float16, as upstream does",
     )
-    compile: bool = Field(
-        default=False, description="torch.compile the denoising UNet's blocks (slow first clip)"
-    )
-
-    @field_validator("short_side")
-    @classmethod
-    def _multiple_of_64(cls, value: int) -> int:
-        if value % 64:
-            raise ValueError(f"must be a multiple of 64, got {value}")
-        return value
 
 
 def _settings(options: AniPortraitOptions) -> Any:
@@ -97,33 +70,17 @@ class AniPortraitOutOfMemoryError(GpuOutOfMemoryError):
     """The GPU ran out of memory; the settings that need less are named in the message."""
 
 
-class AniPortraitAnimator(BaseAnimator):
+class AniPortraitAnimator(DiffusionAnimator):
     """The loaded models; animates many clips, frees the GPU on ``close()``."""
 
-    def __init__(self, options: AniPortraitOptions, runtime: Runtime, pipeline: Any) -> None:
-        super().__init__(options, runtime)
-        self.pipeline = pipeline
+    out_of_memory = AniPortraitOutOfMemoryError
 
-    def animate(
-        self, request: AnimationRequest, progress: ProgressSink | None = None
-    ) -> Iterator[np.ndarray]:
-        self.check_open()
-        options = self.options
-        assert isinstance(options, AniPortraitOptions)
-        frames = self.pipeline.generate(
-            request.reference_image, request.sequence, seed=request.runtime.seed,
-            settings=_settings(options), progress=progress,
-        )  # fmt: skip
-        return explain_out_of_memory(frames, memory_hints(options), AniPortraitOutOfMemoryError)
-
-    def release(self) -> None:
-        if self.pipeline is not None:
-            self.pipeline.models.release()
-        self.pipeline = None
-        free_accelerator_memory()
+    def settings(self) -> Any:
+        assert isinstance(self.options, AniPortraitOptions)
+        return _settings(self.options)
 
 
-class AniPortraitBackend(BaseBackend):
+class AniPortraitBackend(DiffusionBackend):
     """AniPortrait (reference UNet, 3D denoising UNet, PoseGuider on SD 1.5), windowed."""
 
     name: ClassVar[str] = "aniportrait"
@@ -134,11 +91,6 @@ class AniPortraitBackend(BaseBackend):
         working_size=WorkingSize(short_side=512, multiple=64),
         devices=("cuda", "cpu"), dtypes=("float16", "bfloat16", "float32"), deterministic=True,
     )  # fmt: skip
-
-    @classmethod
-    def working_size(cls, options: BackendOptions) -> WorkingSize | None:
-        side = getattr(options, "short_side", 512)
-        return WorkingSize(short_side=side, multiple=64)
 
     @classmethod
     def weight_specs(cls, options: BackendOptions) -> tuple[WeightSpec, ...]:

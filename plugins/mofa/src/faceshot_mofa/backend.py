@@ -12,30 +12,21 @@ It runs on a CUDA GPU in float16 (or bfloat16); the CPU path exists for tests an
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any, ClassVar, Literal
 
-import numpy as np
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from faceshot_backends import (
-    AnimationRequest,
-    BackendOptions,
-    BaseAnimator,
-    BaseBackend,
-    Capabilities,
-    Runtime,
-    WorkingSize,
-)
-from faceshot_backends.gpu_faults import GpuOutOfMemoryError, explain_out_of_memory, memory_hints
+from faceshot_backends import BackendOptions, Capabilities, Runtime, WorkingSize
+from faceshot_backends.diffusion import DiffusionAnimator, DiffusionBackend, DiffusionOptions
+from faceshot_backends.gpu_faults import GpuOutOfMemoryError
 from faceshot_backends.torch_modules import compile_blocks
 from faceshot_core.progress import ProgressSink
-from faceshot_core.torch_support import free_accelerator_memory, torch_dtype
+from faceshot_core.torch_support import torch_dtype
 from faceshot_core.weights import WeightSpec, find_weights
 from faceshot_mofa.windowing import STRIDE, WINDOW
 
 
-class MofaOptions(BackendOptions):
+class MofaOptions(DiffusionOptions):
     """What ``--option key=value`` can set for ``mofa``."""
 
     weights: str | None = Field(
@@ -53,32 +44,11 @@ class MofaOptions(BackendOptions):
     conditioning_scale: float = Field(
         default=1.0, ge=0.0, le=5.0, description="strength of the landmark adapter"
     )
-    short_side: int = Field(
-        default=512, ge=64, le=2048, description="working size: the short side, a multiple of 64"
-    )
-    decode_chunk: int = Field(
-        default=8, ge=1, le=64, description="frames per VAE decode call (less: less memory)"
-    )
-    offload: bool = Field(
-        default=False,
-        description="keep idle models in CPU memory, moving each to the GPU only while it runs "
-        "(less GPU memory, slower)",
-    )
     context_pairing: Literal["upstream", "per_video"] = Field(
         default="upstream",
         description="CLIP context of the temporal attention under guidance: as MOFA's release "
         "ran it (upstream) or each video its own, as SVD's reference code (per_video)",
     )
-    compile: bool = Field(
-        default=False, description="torch.compile the UNet and adapter blocks (slow first clip)"
-    )
-
-    @field_validator("short_side")
-    @classmethod
-    def _multiple_of_64(cls, value: int) -> int:
-        if value % 64:
-            raise ValueError(f"must be a multiple of 64, got {value}")
-        return value
 
     @model_validator(mode="after")
     def _guidance_order(self) -> MofaOptions:
@@ -100,40 +70,17 @@ class MofaOutOfMemoryError(GpuOutOfMemoryError):
     """The GPU ran out of memory; the settings that need less are named in the message."""
 
 
-def _out_of_memory_explained(
-    frames: Iterator[np.ndarray], options: MofaOptions
-) -> Iterator[np.ndarray]:
-    """``frames``, with a GPU out-of-memory error turned into one line saying what to change."""
-    return explain_out_of_memory(frames, memory_hints(options), MofaOutOfMemoryError)
-
-
-class MofaAnimator(BaseAnimator):
+class MofaAnimator(DiffusionAnimator):
     """The loaded models; animates many clips, frees the GPU on ``close()``."""
 
-    def __init__(self, options: MofaOptions, runtime: Runtime, pipeline: Any) -> None:
-        super().__init__(options, runtime)
-        self.pipeline = pipeline
+    out_of_memory = MofaOutOfMemoryError
 
-    def animate(
-        self, request: AnimationRequest, progress: ProgressSink | None = None
-    ) -> Iterator[np.ndarray]:
-        self.check_open()
-        options = self.options
-        assert isinstance(options, MofaOptions)
-        frames = self.pipeline.generate(
-            request.reference_image, request.sequence, seed=request.runtime.seed,
-            settings=_settings(options), progress=progress,
-        )  # fmt: skip
-        return _out_of_memory_explained(frames, options)
-
-    def release(self) -> None:
-        if self.pipeline is not None:
-            self.pipeline.models.release()
-        self.pipeline = None
-        free_accelerator_memory()
+    def settings(self) -> Any:
+        assert isinstance(self.options, MofaOptions)
+        return _settings(self.options)
 
 
-class MofaBackend(BaseBackend):
+class MofaBackend(DiffusionBackend):
     """MOFA-Video (landmark adapter + CMP flow on SVD xt 1.1), windowed, any length."""
 
     name: ClassVar[str] = "mofa"
@@ -144,11 +91,6 @@ class MofaBackend(BaseBackend):
         working_size=WorkingSize(short_side=512, multiple=64),
         devices=("cuda", "cpu"), dtypes=("float16", "bfloat16", "float32"), deterministic=True,
     )  # fmt: skip
-
-    @classmethod
-    def working_size(cls, options: BackendOptions) -> WorkingSize | None:
-        side = getattr(options, "short_side", 512)
-        return WorkingSize(short_side=side, multiple=64)
 
     @classmethod
     def weight_specs(cls, options: BackendOptions) -> tuple[WeightSpec, ...]:
