@@ -129,8 +129,8 @@ def compare_step(
 ) -> None:
     import faceshot_mofa.pipeline as pipeline_module
     from diffusers import EulerDiscreteScheduler, UNetSpatioTemporalConditionModel
+    from faceshot_mofa.adapter_files import load_adapter
     from faceshot_mofa.context_pairing import ContextPairing, pair_contexts
-    from faceshot_mofa.landmark_adapter import load_adapter
     from faceshot_mofa.pipeline import GenerationSettings, MofaModels, MofaPipeline
     from faceshot_mofa.sampling import Schedule, sample_windows
     from faceshot_mofa.unet import unet_forward

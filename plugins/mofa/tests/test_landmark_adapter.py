@@ -19,16 +19,15 @@ import pytest
 import torch
 import torch.nn.functional as nnf
 from faceshot_mofa.adapter import SCALES, AdapterConfig
-from faceshot_mofa.landmark_adapter import (
+from faceshot_mofa.adapter_files import (
     CONFIG_NAME,
     WEIGHTS_NAME,
     AdapterWeightsError,
-    LandmarkAdapter,
     config_from_dict,
     load_adapter,
     save_adapter,
-    tiny_adapter_config,
 )
+from faceshot_mofa.landmark_adapter import LandmarkAdapter, tiny_adapter_config
 from faceshot_mofa.splatting import splat_average
 from faceshot_mofa.unet import unet_forward
 from safetensors.torch import load_file, save_file

@@ -9,7 +9,8 @@ Modules: :mod:`~faceshot_mofa.backend` (options, loading, the animator),
 :mod:`~faceshot_mofa.weights` (the released files and loading them),
 :mod:`~faceshot_mofa.pipeline` (one clip, from conditioning to decoded frames),
 :mod:`~faceshot_mofa.sampling` and :mod:`~faceshot_mofa.windowing` (windowed Euler sampling),
-:mod:`~faceshot_mofa.landmark_adapter` / :mod:`~faceshot_mofa.adapter` (the adapter),
+:mod:`~faceshot_mofa.landmark_adapter` / :mod:`~faceshot_mofa.adapter` (the adapter) and
+:mod:`~faceshot_mofa.adapter_files` (its weights folder),
 :mod:`~faceshot_mofa.unet` (the UNet forward with the adapter's residuals),
 :mod:`~faceshot_mofa.cmp` (sparse-to-dense flow), :mod:`~faceshot_mofa.conditioning` and
 :mod:`~faceshot_mofa.splatting`, and :mod:`~faceshot_mofa.testing` (random weights in the

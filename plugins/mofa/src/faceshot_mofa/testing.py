@@ -106,8 +106,9 @@ def write_random_weights(
     from diffusers import EulerDiscreteScheduler
 
     from faceshot_mofa.adapter import AdapterConfig
+    from faceshot_mofa.adapter_files import save_adapter
     from faceshot_mofa.cmp import CMPConfig, SparseToDenseFlow
-    from faceshot_mofa.landmark_adapter import LandmarkAdapter, save_adapter, tiny_adapter_config
+    from faceshot_mofa.landmark_adapter import LandmarkAdapter, tiny_adapter_config
 
     root = Path(folder)
     torch.manual_seed(seed)

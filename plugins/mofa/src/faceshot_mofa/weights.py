@@ -85,8 +85,8 @@ def load_models(
     )
     from transformers import CLIPVisionModelWithProjection
 
+    from faceshot_mofa.adapter_files import load_adapter
     from faceshot_mofa.cmp import load_cmp
-    from faceshot_mofa.landmark_adapter import load_adapter
 
     if location.root is None or not location.ready:
         raise MissingDependencyError(f"MOFA weights are incomplete: {location.summary()}")
