@@ -2,7 +2,8 @@
 
 Faces with an exactly known shape and expression (eyes closed, mouth open by a chosen amount,
 a rigid turn), so that the retargeting and warp tests can state what the output must be, and
-the benchmarks run on the same faces.  faceshot itself does not use this module.
+the benchmarks run on the same faces.  In faceshot itself only the web app's landmark editor
+uses it: :func:`mean_face` is the template it places on three clicked anchors.
 
 The layout follows the iBUG 300-W order (see :mod:`faceshot_core.schema`): jaw 0-16 from the
 subject's right ear (image left) round the chin, brows 17-21 / 22-26 (image left / right), nose
