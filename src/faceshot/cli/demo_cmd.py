@@ -23,17 +23,13 @@ import numpy as np
 
 from faceshot.cli.options import quiet_option
 from faceshot.cli.progress import progress_display, say
-from faceshot.pipeline import detect_reference
+from faceshot.demo_clip import write_driving_clip
 from faceshot.runner import run
-from faceshot_backends.warp_engine import LandmarkWarper
 from faceshot_core.atomic import atomic_output, check_output_path
 from faceshot_core.errors import MediaError
 from faceshot_core.images import save_image
-from faceshot_core.sample_data import astronaut, chelsea, chelsea_landmarks_path
-from faceshot_core.synthetic import HeadMotion, expression_sequence
-from faceshot_core.video import write_video
+from faceshot_core.sample_data import chelsea, chelsea_landmarks_path
 
-DRIVING_FPS = 24.0
 #: Everything the demo writes; only these names are ever replaced in its folder.
 DEMO_FILES = (
     "driving.mp4", "reference.png", "reference.json",
@@ -65,16 +61,6 @@ def prepare_folder(folder: Path, overwrite: bool) -> None:
             "Made by `faceshot demo`, which replaces its files here when run again: "
             + ", ".join(DEMO_FILES) + ".\n"
         )  # fmt: skip
-
-
-def write_driving_clip(path: Path, frames: int) -> np.ndarray:
-    """The astronaut with known head motion and expressions; returns the poses [M, 68, 2]."""
-    actor = astronaut()
-    face = detect_reference(actor, source="astronaut.png")
-    poses = expression_sequence(face.points, frames, motion=HeadMotion(period=frames))
-    warper = LandmarkWarper(actor, face.points)
-    write_video(path, (warper.render(p) for p in poses), DRIVING_FPS)
-    return poses
 
 
 @click.command()

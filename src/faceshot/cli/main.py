@@ -34,6 +34,7 @@ from faceshot.cli.landmarks_cmd import landmarks
 from faceshot.cli.plugin_commands import add_plugin_commands
 from faceshot.cli.retarget_cmd import retarget
 from faceshot.cli.run_cmd import run
+from faceshot.cli.ui_cmd import ui
 from faceshot.cli.weights_cmd import weights
 from faceshot_core.errors import FaceshotError, FaceshotUserError
 
@@ -65,7 +66,8 @@ def cli() -> None:
       faceshot landmarks detect IMAGE -o ref.json     a human-like face's landmarks
       faceshot landmarks match IMAGE -o ref.json --gallery G   any character's landmarks
       faceshot retarget --reference-landmarks ref.json --driving driving.npz -o seq.npz
-    and `faceshot demo` runs it all on a built-in example, offline, on any CPU.
+    and `faceshot demo` runs it all on a built-in example, offline, on any CPU;
+    `faceshot ui` serves the web app with a landmark editor (faceshot[ui]).
     """
 
 
@@ -77,6 +79,7 @@ cli.add_command(landmarks)
 cli.add_command(gallery)
 cli.add_command(demo)
 cli.add_command(weights)
+cli.add_command(ui)
 
 
 @contextmanager
