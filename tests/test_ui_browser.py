@@ -11,10 +11,12 @@ import json
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 
@@ -58,7 +60,7 @@ def chromium_executable() -> str | None:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Workspace]]:
     workspace = Workspace(tmp_path_factory.mktemp("ui-workspace"))
-    app = build_app(workspace, UploadLimits(image_mb=1.0, video_mb=20.0))
+    app = build_app(workspace, UploadLimits(image_mb=3.0, video_mb=20.0))
     app.queue()
     _, url, _ = app.launch(
         server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, ssr_mode=False,
@@ -146,25 +148,30 @@ def message(page: Any, pattern: str) -> None:
     assert "Traceback" not in page.content()
 
 
+@pytest.mark.parametrize("factor", [1, 6], ids=["chelsea", "chelsea-2706x1800"])
 def test_template_from_three_clicks_then_drag_moves_exported_point(
-    page: Any, tmp_path: Path
+    page: Any, tmp_path: Path, factor: int
 ) -> None:
-    cat = tmp_path / "chelsea.png"
-    save_image(cat, chelsea())
+    """On the cat, and on a large image shown at a quarter of its size: points in image pixels."""
+    cat = tmp_path / ("chelsea.png" if factor == 1 else "chelsea_large.jpg")
+    image = chelsea()
+    if factor > 1:
+        image = cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
+    save_image(cat, image)
     upload(page, "character-upload", cat)
     page.wait_for_selector("#editor svg image")
     assert page.locator("#editor circle.fs-point").count() == 0
-    shot(page, "01-character-uploaded")
+    shot(page, f"01-character-uploaded-x{factor}")
 
     page.click("#template")
     status = sync_api.expect(page.locator("#editor .fs-status"))
     status.to_contain_text("Click the right eye centre")
-    clicks = anchors_of(chelsea_landmarks().points)
+    clicks = anchors_of(chelsea_landmarks().points) * factor
     for x, y in clicks:
         page.mouse.click(*screen_of(page, x, y))
         page.wait_for_timeout(150)
     wait_points(page)
-    shot(page, "02-template-placed")
+    shot(page, f"02-template-placed-x{factor}")
     scale = image_scale(page)
     placed = exported_points(page, tmp_path, "template.json")
     # each click lands within a screen pixel of where it was aimed (events carry whole pixels)
@@ -186,7 +193,8 @@ def test_template_from_three_clicks_then_drag_moves_exported_point(
     # the point keeps its offset from the pointer: it moves by the drag, in image pixels
     np.testing.assert_allclose(moved[index], np.array([40, 25]) * scale, atol=0.01)
     assert np.abs(np.delete(moved, index, axis=0)).max() < 1e-3
-    shot(page, "03-point-dragged")
+    shot(page, f"03-point-dragged-x{factor}")
+    page.locator("#character-panel").screenshot(path=str(SHOTS / f"editor-x{factor}.png"))
 
     page.click("#undo")
     page.wait_for_timeout(800)
@@ -247,10 +255,62 @@ def test_bad_uploads_and_missing_steps_show_a_message(page: Any, tmp_path: Path)
     message(page, r"^bad\.png is not a readable image")
     shot(page, "05-bad-upload")
     big = tmp_path / "big.png"
-    big.write_bytes(b"\0" * (1024 * 1024 + 10))  # the test app's image limit is 1 MB
+    big.write_bytes(b"\0" * (3 * 1024 * 1024 + 10))  # the test app's image limit is 3 MB
     upload(page, "character-upload", big)
-    message(page, r"big\.png is 1\.0 MB; image uploads are limited to 1 MB")
+    message(page, r"big\.png is 3\.0 MB; image uploads are limited to 3 MB")
     clip = tmp_path / "clip.mp4"
     clip.write_text("not a video")
     upload(page, "driving-upload", clip)
     message(page, r"clip\.mp4")
+
+
+def test_backend_options_come_from_the_backends_model(page: Any) -> None:
+    page.get_by_text("Backend options").click()
+    page.locator("#opt-mouth_interior").wait_for()  # warp's one option, a checkbox
+    page.locator("#backend input").click()
+    page.get_by_role("option", name="aniportrait").click()
+    page.locator("#opt-guidance").wait_for()  # drawn from AniPortrait's Options: no UI code
+    assert page.locator("#opt-mouth_interior").count() == 0
+    # a fresh form shows the model's defaults, nothing carried over from warp's form
+    assert page.locator("#opt-weights textarea, #opt-weights input").first.input_value() == ""
+    from faceshot_aniportrait.backend import AniPortraitBackend
+
+    defaults = AniPortraitBackend.Options()
+    for name in ("decode_chunk", "steps", "short_side"):
+        shown = page.locator(f"#opt-{name} input[type=number]").input_value()
+        assert float(shown) == getattr(defaults, name), name
+    assert page.locator("#backend input").input_value() == "aniportrait"
+    shot(page, "06-backend-options")
+
+    # the form's values reach faceshot.run, which validates them as it does the CLI's
+    page.click("#demo-cat")
+    wait_points(page)
+    page.click("#demo-clip")
+    page.get_by_text(re.compile(r"48 frames at 24 fps")).wait_for()
+    side = page.locator("#opt-short_side input[type=number]")
+    side.fill("100")
+    side.press("Enter")
+    page.wait_for_timeout(500)
+    page.click("#run")
+    message(page, r"backend 'aniportrait' option 'short_side': .*multiple of 64")
+
+
+def test_closing_the_page_removes_its_session_folder(
+    browser: Any, served: tuple[str, Workspace]
+) -> None:
+    url, workspace = served
+    sessions = workspace.root / "sessions"
+    sessions.mkdir(parents=True, exist_ok=True)
+    before = set(sessions.iterdir())
+    context = browser.new_context()
+    tab = context.new_page()
+    tab.goto(url)
+    tab.click("#demo-cat")
+    wait_points(tab)
+    ours = [p for p in set(sessions.iterdir()) - before if (p / "character.png").is_file()]
+    assert len(ours) == 1, "the page's own folder holds its character"
+    context.close()
+    deadline = time.monotonic() + 30
+    while ours[0].exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not ours[0].exists()

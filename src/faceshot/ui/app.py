@@ -204,9 +204,16 @@ class Handlers:
 
 
 def build_app(
-    workspace: Workspace, limits: UploadLimits | None = None, gpu: GpuQueue | None = None
+    workspace: Workspace,
+    limits: UploadLimits | None = None,
+    gpu: GpuQueue | None = None,
+    *,
+    run_slots: int = 4,
 ) -> gr.Blocks:
-    """The page; :func:`launch` serves it (tests build it and serve it themselves)."""
+    """The page; :func:`~faceshot.ui.serve.launch` serves it (tests serve it themselves).
+
+    ``run_slots`` runs may go at once (the CPU ones side by side; GPU ones wait in ``gpu``).
+    """
     limits = limits or UploadLimits()
     h = Handlers(workspace, limits, gpu or GpuQueue())
     with gr.Blocks(title="faceshot", delete_cache=(3600, 3600), analytics_enabled=False) as app:
@@ -216,7 +223,7 @@ def build_app(
         options_state = gr.State({})
         taken_image, taken_video = gr.State(None), gr.State(None)  # what a drop zone handed on
         with gr.Row(equal_height=False):
-            with gr.Column(scale=3):
+            with gr.Column(scale=3, elem_id="character-panel"):
                 gr.Markdown("## 1. Character")
                 with gr.Row():
                     character_file = gr.File(
@@ -321,7 +328,7 @@ def build_app(
         run_inputs = {editor, driving_path, backend, options_state, *motion.inputs}
         run_btn.click(
             run, run_inputs, [result_video, compare_video, downloads, run_summary],
-            concurrency_limit=4, concurrency_id="run",
+            concurrency_limit=run_slots, concurrency_id="run",
         )  # fmt: skip
 
         def end_session(request: gr.Request) -> None:

@@ -114,7 +114,7 @@ def render_options(name: str, options_state: gr.State) -> None:
     if not specs:
         gr.Markdown(f"The {name} backend has no options.")
         return
-    components = [make_component(spec) for spec in specs]
+    components = [make_component(spec, key=f"{name}:{spec.name}") for spec in specs]
 
     def collect(*values: Any) -> dict[str, Any]:
         return values_to_options(specs, values)

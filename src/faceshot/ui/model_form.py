@@ -157,8 +157,13 @@ def _on_grid(offset: float, step: float) -> bool:
     return math.isclose(ratio, round(ratio), abs_tol=1e-6)
 
 
-def make_component(spec: FieldSpec, *, id_prefix: str = "opt-") -> Any:
+def make_component(spec: FieldSpec, *, id_prefix: str = "opt-", key: str | None = None) -> Any:
     """The Gradio input for ``spec``, with ``elem_id`` ``id_prefix + name`` for browser tests.
+
+    Inside ``gr.render``, give each form its own ``key`` (the backend's name and the field):
+    without one Gradio hands a re-rendered form the values of the previous one by position (a
+    checkbox's ``True`` became the next backend's weights folder).  Nothing is preserved across
+    re-renders: a fresh form shows the model's defaults, as the options it stands for do.
 
     Built inside a ``gr.Blocks`` it renders there, as any component does; outside one it is only
     made (useful for tests). Inputs are made interactive explicitly, since the app may build them
@@ -170,6 +175,8 @@ def make_component(spec: FieldSpec, *, id_prefix: str = "opt-") -> Any:
         "elem_id": f"{id_prefix}{spec.name}",
         "interactive": True,
     }
+    if key is not None:
+        common.update(key=key, preserved_by_key=None)
     if spec.kind == "checkbox":
         return gr.Checkbox(value=bool(spec.default), **common)
     if spec.kind == "slider":

@@ -41,7 +41,7 @@ def launch(
     try:
         from faceshot.ui.app import build_app
 
-        app = build_app(workspace, limits)
+        app = build_app(workspace, limits, run_slots=cpu_jobs)
         app.queue(default_concurrency_limit=cpu_jobs)
         try:
             _, url, _ = app.launch(
