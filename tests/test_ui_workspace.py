@@ -84,7 +84,7 @@ def test_check_upload_refuses_a_wrong_suffix(tmp_path: Path, kind: str, name: st
     with pytest.raises(UploadError) as info:
         check_upload(str(path), kind, UploadLimits())
     text = _one_line(info.value)
-    assert text.startswith(name) and f"not a {kind} file" in text
+    assert text.startswith(name) and (f"not a {kind} file" in text or f"not an {kind} file" in text)
     assert str(tmp_path) not in text
 
 
@@ -371,11 +371,6 @@ def test_a_failing_job_in_the_middle_of_the_queue_does_not_stop_the_others() -> 
     assert order == ["holder", "failing", "last"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="GpuQueue.turn calls on_wait outside its try/finally: a callback that raises (the "
-    "page's progress bar of a closed tab) keeps its ticket forever and every later job hangs",
-)
 def test_a_raising_on_wait_callback_does_not_block_the_queue() -> None:
     gpu = GpuQueue()
     release, holding = threading.Event(), threading.Event()
@@ -419,11 +414,6 @@ def test_ui_refuses_a_bad_port() -> None:
     assert result.exit_code == 2 and "--port" in result.output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="faceshot ui imports gradio inside serve.launch (faceshot.ui.app), outside the "
-    "ImportError guard of ui_cmd.ui: a raw ModuleNotFoundError instead of the install line",
-)
 def test_ui_without_gradio_says_what_to_install(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -28,6 +28,8 @@ def ui(host: str, port: int, max_upload_mb: float, cpu_jobs: int, quiet: bool) -
     when the app stops (Ctrl-C).
     """
     try:
+        import gradio  # noqa: F401  (the app's one dependency beyond faceshot's own)
+
         from faceshot.ui.serve import launch
         from faceshot.ui.workspace import UploadLimits
     except ImportError as exc:

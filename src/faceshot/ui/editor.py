@@ -88,7 +88,9 @@ class EditorState:
         if not value:
             return cls()
         try:
-            raw: dict[str, Any] = json.loads(value)
+            raw = json.loads(value)
+            if not isinstance(raw, dict):
+                return cls()
             points = raw.get("points")
             if points is not None:
                 arr = np.asarray(points, dtype=np.float64)
@@ -104,7 +106,7 @@ class EditorState:
                 mode=mode,
                 anchors=anchors,
             )
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return cls()
 
 

@@ -54,7 +54,10 @@ def check_upload(path: str | os.PathLike[str] | None, kind: str, limits: UploadL
     allowed = suffixes[kind]
     limit_mb = {"image": limits.image_mb, "video": limits.video_mb}.get(kind, limits.landmarks_mb)
     if p.suffix.lower() not in allowed:
-        raise UploadError(f"{p.name} is not a {kind} file this app accepts ({', '.join(allowed)})")
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise UploadError(
+            f"{p.name} is not {article} {kind} file this app accepts ({', '.join(allowed)})"
+        )
     if not p.is_file():
         raise MediaError(f"the upload {p.name} is gone; upload it again")
     size_mb = p.stat().st_size / MEGABYTE
@@ -125,6 +128,7 @@ class GpuQueue:
         self._cond = threading.Condition()
         self._next_ticket = 0
         self._serving = 0
+        self._given_back: set[int] = set()
 
     @property
     def waiting(self) -> int:
@@ -134,19 +138,27 @@ class GpuQueue:
 
     @contextmanager
     def turn(self, on_wait: Callable[[int], None] | None = None) -> Iterator[None]:
-        """Wait for this job's turn; ``on_wait(jobs_ahead)`` is called first when it must wait."""
+        """Wait for this job's turn; ``on_wait(jobs_ahead)`` is called first when it must wait.
+
+        A ticket is given back however its holder leaves (done, failed, or failed while
+        waiting, as when ``on_wait`` reports to a page that was closed), so no job behind it
+        waits for ever.
+        """
         with self._cond:
             ticket = self._next_ticket
             self._next_ticket += 1
             ahead = ticket - self._serving
-        if ahead and on_wait is not None:
-            on_wait(ahead)
-        with self._cond:
-            while ticket != self._serving:
-                self._cond.wait()
         try:
+            if ahead and on_wait is not None:
+                on_wait(ahead)
+            with self._cond:
+                while ticket != self._serving:
+                    self._cond.wait()
             yield
         finally:
             with self._cond:
-                self._serving += 1
+                self._given_back.add(ticket)
+                while self._serving in self._given_back:
+                    self._given_back.discard(self._serving)
+                    self._serving += 1
                 self._cond.notify_all()
