@@ -43,13 +43,13 @@ import cv2
 import imageio.v3 as iio
 import numpy as np
 
+from faceshot.evaluation.motion import blink_completion, correlation, eye_ratio
 from faceshot.pipeline import load_driving
 from faceshot_backends.warp_engine import LandmarkWarper
 from faceshot_core.anatomy import openings, violations
 from faceshot_core.detection.stability import jitter
 from faceshot_core.landmark_files import load_face
 from faceshot_core.retarget import repair_reference, retarget_points
-from faceshot_core.retarget.expression import EYE_CLOSED_LEVEL
 from faceshot_core.sample_data import chelsea, chelsea_landmarks
 from faceshot_core.video import VideoWriter, iter_frames
 
@@ -96,35 +96,6 @@ def static_clips(folder: Path) -> list[Path]:
         with VideoWriter(path, 25.0, quality=quality) as writer:
             writer.write_all([first] * STATIC_FRAMES)
     return paths
-
-
-def correlation(a: np.ndarray, b: np.ndarray) -> float:
-    if a.std() < 1e-9 or b.std() < 1e-9:
-        return float("nan")
-    return float(np.corrcoef(a, b)[0, 1])
-
-
-def eye_ratio(points: np.ndarray) -> np.ndarray:
-    o = openings(points)
-    return 0.5 * (o.right_eye_ratio + o.left_eye_ratio)
-
-
-def blink_completion(driving: np.ndarray, character: np.ndarray) -> float:
-    """Worst character closure / driving closure over the driving blinks (nan: no blink)."""
-    d, c = eye_ratio(driving), eye_ratio(character)
-    worst = float("nan")
-    for m in range(len(d)):
-        lo, hi = max(0, m - 10), min(len(d), m + 11)
-        level = float(d[lo:hi].max())
-        if level <= 0 or d[m] > 0.75 * level or d[m] > d[lo:hi].min():
-            continue  # not the deepest point of a blink
-        floor = EYE_CLOSED_LEVEL if level >= 2 * EYE_CLOSED_LEVEL else 0.0
-        closure_d = 1.0 - max(d[m] - floor, 0.0) / (level - floor)
-        level_c = float(c[lo:hi].max())
-        closure_c = 1.0 - c[m] / level_c if level_c > 0 else 0.0
-        ratio = closure_c / closure_d
-        worst = ratio if np.isnan(worst) else min(worst, ratio)
-    return worst
 
 
 def contact_sheet(ref: Reference, video: Path, driving: np.ndarray, out: np.ndarray) -> np.ndarray:
