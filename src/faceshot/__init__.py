@@ -26,6 +26,7 @@ Landmarks are iBUG 68-point, pixel (x, y) float32; see :mod:`faceshot_core.schem
 """
 
 from faceshot.animate import OutputPaths, animate
+from faceshot.evaluation import EvalReport, evaluate
 from faceshot.matching_api import MatchSettings, match_landmarks
 from faceshot.pipeline import (
     detect_reference,
@@ -44,6 +45,7 @@ from faceshot_core.progress import ProgressEvent
 __version__ = "0.2.0"
 
 __all__ = [
+    "EvalReport",
     "FaceLandmarks",
     "LandmarkSequence",
     "MatchSettings",
@@ -54,6 +56,7 @@ __all__ = [
     "__version__",
     "animate",
     "detect_reference",
+    "evaluate",
     "load_animator",
     "load_driving",
     "load_image",

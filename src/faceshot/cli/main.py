@@ -29,6 +29,7 @@ import click
 from faceshot.cli.backends_cmd import backends
 from faceshot.cli.demo_cmd import demo
 from faceshot.cli.detect_cmd import detect
+from faceshot.cli.eval_cmd import eval_
 from faceshot.cli.gallery_cmd import gallery
 from faceshot.cli.landmarks_cmd import landmarks
 from faceshot.cli.plugin_commands import add_plugin_commands
@@ -80,6 +81,7 @@ cli.add_command(gallery)
 cli.add_command(demo)
 cli.add_command(weights)
 cli.add_command(ui)
+cli.add_command(eval_)
 
 
 @contextmanager
