@@ -80,7 +80,9 @@ def test_table_shows_values_directions_and_reasons() -> None:
     console.print(report_table(sample_report()))
     text = console.export_text()
     assert "point tracking NME" in text and "0.0123" in text and "↓ lower" in text
-    assert "not measured: no CLIP image encoder found" in text
+    assert "(1) not measured: the driving face does not blink" in text
+    assert "(2) not measured: no CLIP image encoder found" in text
+    assert text.count("not measured") == 2
     assert "tracker detector:dlib" in text
 
 

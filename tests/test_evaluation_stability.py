@@ -119,6 +119,15 @@ def test_nme_is_relative_to_the_outer_eye_corners(faces: np.ndarray) -> None:
     assert by_key["point_tracking.frames_without_face"] == 1
     assert series["point_tracking.nme"].values[1] is None
 
+    nothing = ResultTracking(found * np.nan, np.ones(5, bool), np.zeros(5, bool), "detector:dlib")
+    figures, _ = tracking_figures(nothing, faces)
+    by_key = {f.key: f for f in figures}
+    assert by_key["point_tracking.frames_without_face"].value == 5
+    assert by_key["point_tracking.nme"].value is None
+    assert (by_key["point_tracking.nme"].not_measured or "").startswith(
+        "no face found by the dlib detector on any sampled frame"
+    )
+
 
 class MeanColourEmbedder:
     """The mean colour of a crop, as a unit vector: enough for one-domain galleries."""

@@ -221,24 +221,32 @@ _ARROWS = {LOWER: "↓ lower", HIGHER: "↑ higher", INFO: ""}
 
 
 def report_table(report: EvalReport) -> Any:
-    """A rich ``Table`` of the figures: value, unit, which way is better, and notes.
+    """The figures as rich renderables: a table (value, unit, which way is better) and notes.
 
-    The note of an unmeasured figure is its reason; the title names the result, its frames and
-    how the landmarks were found on it.
+    An unmeasured figure shows ``-`` and a note number; the reasons follow the table once each
+    (the two identity figures share theirs), so long reasons do not squeeze the table.  The
+    title names the result, its frames and how the landmarks were found on it.
     """
+    from rich.console import Group
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(
         title=f"{report.result}: {report.frames} frames at {report.fps:g} fps, "
         f"{report.size[0]}x{report.size[1]}, tracker {report.tracker}",
         title_justify="left",
     )
-    table.add_column("figure")
-    table.add_column("value", justify="right")
-    table.add_column("unit")
-    table.add_column("better")
-    table.add_column("note", overflow="fold")
+    for name, justify in (("figure", "left"), ("value", "right"), ("unit", "left"),
+                          ("better", "left"), ("note", "right")):  # fmt: skip
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    reasons: list[str] = []
     for fig in report.figures:
-        note = f"not measured: {fig.not_measured}" if fig.value is None else ""
+        note = ""
+        if fig.value is None:
+            reason = fig.not_measured or "no value"
+            if reason not in reasons:
+                reasons.append(reason)
+            note = f"({reasons.index(reason) + 1})"
         table.add_row(fig.label, fig.shown(), fig.unit, _ARROWS[fig.direction], note)
-    return table
+    notes = [Text(f"({n}) not measured: {why}") for n, why in enumerate(reasons, 1)]
+    return Group(table, *notes)

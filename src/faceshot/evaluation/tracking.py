@@ -145,9 +145,11 @@ def tracking_figures(
         measured("point_tracking.frames_compared", compared),
     ]
     if compared == 0:
-        why = f"no face found on any sampled frame by the {tracking.tracker}"
-        if tracking.tracker.startswith("detector"):
-            why += " (a character no detector handles: use the matcher tracker)"
+        kind, _, detail = tracking.tracker.partition(":")
+        who = f"the {detail} detector" if kind == "detector" else "the matcher"
+        why = f"no face found by {who} on any sampled frame"
+        if kind == "detector":
+            why += " (a character no detector handles? try the matcher tracker)"
         nmes = [not_measured("point_tracking.nme", why)]
         nmes.append(not_measured("point_tracking.nme_worst", why))
     else:
