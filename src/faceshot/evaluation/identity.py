@@ -32,6 +32,8 @@ __all__ = ["MAX_FRAMES", "frame_similarities", "identity_figures", "load_embedde
 
 #: Default number of frames embedded at most.
 MAX_FRAMES = 32
+#: Frames embedded together (at 4K, four decoded frames are 100 MB).
+BATCH = 4
 KEYS = ("identity.similarity", "identity.similarity_worst")
 
 
@@ -73,13 +75,14 @@ def frame_similarities(
 ) -> tuple[list[int], np.ndarray]:
     """Frame indices ``0, every, ...`` and their cosine similarity to ``reference``.
 
-    Frames are embedded in the embedder's batches as they are decoded: memory holds one batch.
+    Frames are embedded in batches of at most :data:`BATCH` as they are decoded, so memory
+    holds a few frames whatever the video's length and size.
     """
     ref = embedder.embed([reference])[0]
     indices: list[int] = []
     sims: list[np.ndarray] = []
     batch: list[np.ndarray] = []
-    size = max(1, int(getattr(embedder, "batch_size", 8)))
+    size = max(1, min(BATCH, int(getattr(embedder, "batch_size", BATCH))))
     step = StageReporter(progress, "identity", math.ceil(frames / every))
     for m, frame in enumerate(iter_frames(video)):
         if m >= frames:
