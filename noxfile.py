@@ -41,9 +41,9 @@ def types(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks: each script prints a table with ratios against its in-process baseline."""
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test,ray]")
     for script in ("bench_retarget.py", "bench_quality.py", "bench_detection.py", "bench_memory.py",
-                   "bench_warp.py"):  # fmt: skip
+                   "bench_warp.py", "bench_batch.py"):  # fmt: skip
         session.run("python", f"benchmarks/{script}")
 
 

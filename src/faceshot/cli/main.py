@@ -27,6 +27,7 @@ from types import FrameType
 import click
 
 from faceshot.cli.backends_cmd import backends
+from faceshot.cli.batch_cmd import batch
 from faceshot.cli.demo_cmd import demo
 from faceshot.cli.detect_cmd import detect
 from faceshot.cli.eval_cmd import eval_
@@ -82,6 +83,7 @@ cli.add_command(demo)
 cli.add_command(weights)
 cli.add_command(ui)
 cli.add_command(eval_)
+cli.add_command(batch)
 
 
 @contextmanager
@@ -120,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with sigterm_raises():
             add_plugin_commands(cli)
-            cli.main(args=argv, prog_name="faceshot", standalone_mode=False)
+            # without standalone mode click returns a command's exit code instead of exiting
+            code = cli.main(args=argv, prog_name="faceshot", standalone_mode=False)
     except FaceshotUserError as exc:
         click.echo(f"faceshot: error: {exc}", err=True)
         return USER_ERROR_EXIT
@@ -147,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         where = f" while writing {exc.filename}" if exc.filename else ""
         click.echo(f"faceshot: error: no space left on device{where}", err=True)
         return USER_ERROR_EXIT
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover
