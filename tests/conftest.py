@@ -8,6 +8,7 @@ Helpers that benchmarks use too live in the installed package (:mod:`faceshot_co
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -90,3 +91,21 @@ def random_face() -> np.ndarray:
     """68 points spread inside a 512x512 image (valid for file round trips, not a face shape)."""
     rng = np.random.default_rng(0)
     return rng.uniform(20, 490, size=(68, 2)).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def batch_inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small real grid for ``faceshot batch``: the cat and a copy of it under another name
+    (both with the hand-placed landmarks), and two short clips of the demo's astronaut."""
+    from faceshot.demo_clip import write_driving_clip
+    from faceshot_core.images import save_image
+    from faceshot_core.sample_data import chelsea, chelsea_landmarks_path
+
+    folder = tmp_path_factory.mktemp("batch-inputs")
+    save_image(folder / "cat.png", chelsea())
+    shutil.copyfile(chelsea_landmarks_path(), folder / "cat.json")
+    shutil.copyfile(folder / "cat.png", folder / "kitten.png")
+    shutil.copyfile(folder / "cat.json", folder / "kitten.json")
+    write_driving_clip(folder / "d1.mp4", 8)
+    write_driving_clip(folder / "d2.mp4", 10)
+    return folder

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import sys
 from pathlib import Path
@@ -22,10 +21,7 @@ from faceshot.batch import BatchEvent, Job, JobsFileError, load_jobs, run_batch
 from faceshot.batch.local import LocalExecutor
 from faceshot.batch.plan import plan
 from faceshot.cli.main import main
-from faceshot.demo_clip import write_driving_clip
 from faceshot_core import plugins
-from faceshot_core.images import save_image
-from faceshot_core.sample_data import chelsea, chelsea_landmarks_path
 from faceshot_core.video import iter_frames
 
 FAULTY_PLUGIN = """
@@ -65,17 +61,9 @@ def register_backends(register: Any) -> None:
 """
 
 
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two references (the cat and a copy under another name) and two short driving clips."""
-    folder = tmp_path_factory.mktemp("batch-inputs")
-    save_image(folder / "cat.png", chelsea())
-    shutil.copyfile(chelsea_landmarks_path(), folder / "cat.json")
-    shutil.copyfile(folder / "cat.png", folder / "kitten.png")
-    shutil.copyfile(folder / "cat.json", folder / "kitten.json")
-    write_driving_clip(folder / "d1.mp4", 8)
-    write_driving_clip(folder / "d2.mp4", 10)
-    return folder
+@pytest.fixture
+def inputs(batch_inputs: Path) -> Path:
+    return batch_inputs
 
 
 @pytest.fixture

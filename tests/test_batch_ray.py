@@ -7,7 +7,6 @@ the same decoded frames), and an actor killed under a job makes that job run aga
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,6 @@ import pytest
 
 from faceshot.batch import BatchEvent, load_jobs, run_batch
 from faceshot.batch.local import LocalExecutor
-from faceshot.demo_clip import write_driving_clip
-from faceshot_core.images import save_image
-from faceshot_core.sample_data import chelsea, chelsea_landmarks_path
 from faceshot_core.video import iter_frames
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'faceshot[ray]')")
@@ -46,15 +42,9 @@ def cluster() -> Iterator[Any]:
     ray.shutdown()
 
 
-@pytest.fixture(scope="module")
-def jobs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("ray-inputs")
-    save_image(folder / "cat.png", chelsea())
-    shutil.copyfile(chelsea_landmarks_path(), folder / "cat.json")
-    shutil.copyfile(folder / "cat.png", folder / "kitten.png")
-    shutil.copyfile(folder / "cat.json", folder / "kitten.json")
-    write_driving_clip(folder / "d1.mp4", 8)
-    path = folder / "grid.yaml"
+@pytest.fixture
+def jobs(batch_inputs: Path) -> Path:
+    path = batch_inputs / "ray_grid.yaml"
     path.write_text(GRID)
     return path
 

@@ -62,6 +62,19 @@ class Dispatch:
         """The next job to start and its attempt number, or ``None`` when none is waiting."""
         return self._queue.popleft() if self._queue else None
 
+    def hand_out(self, idle: set[str], send: Callable[[str, PlannedJob], None]) -> None:
+        """Give each idle worker (in name order) the next waiting job, as long as there is one.
+
+        ``send(worker, job)`` starts the job there; the worker stops being idle.
+        """
+        for worker in sorted(idle):
+            item = self.next()
+            if item is None:
+                return
+            send(worker, item[0])
+            self.started(worker, *item)
+            idle.discard(worker)
+
     def started(self, worker: str, planned: PlannedJob, attempt: int) -> None:
         self._running[worker] = (planned, attempt, time.perf_counter())
         self.sink(BatchEvent("started", planned.key, worker, attempt))

@@ -47,8 +47,7 @@ def worker_main(name: str, gpu: int | None, config: WorkerConfig, inbox: Any, ou
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
     runner = JobRunner(config)
     try:
-        while (item := inbox.get()) is not None:
-            planned, _attempt = item
+        while (planned := inbox.get()) is not None:
             outbox.put(("result", name, runner.run(planned)))
     except WorkerStopped:
         pass
@@ -112,13 +111,7 @@ class LocalExecutor:
         idle = set(workers)
         try:
             while not dispatch.finished:
-                for name in sorted(idle):
-                    item = dispatch.next()
-                    if item is None:
-                        break
-                    workers[name].inbox.put(item)
-                    dispatch.started(name, *item)
-                    idle.discard(name)
+                dispatch.hand_out(idle, lambda name, job: workers[name].inbox.put(job))
                 self._collect(dispatch, outbox, idle)
                 for name, worker in list(workers.items()):
                     if name not in idle and not worker.process.is_alive():

@@ -84,15 +84,13 @@ class RayExecutor:
         actors = self.actors = {f"actor-{i}": actor_cls.remote(config) for i in range(count)}
         idle = set(actors)
         pending: dict[Any, str] = {}  # object ref -> actor name
+
+        def send(name: str, job: Any) -> None:
+            pending[actors[name].run.remote(job)] = name
+
         try:
             while not dispatch.finished:
-                for name in sorted(idle):
-                    item = dispatch.next()
-                    if item is None:
-                        break
-                    pending[actors[name].run.remote(item[0])] = name
-                    dispatch.started(name, *item)
-                    idle.discard(name)
+                dispatch.hand_out(idle, send)
                 done, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
                 for ref in done:
                     name = pending.pop(ref)
