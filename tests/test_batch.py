@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -146,7 +148,7 @@ def test_local_batch_outputs_reports_and_resume(inputs: Path, tmp_path: Path) ->
         record = json.loads((folder / "job.json").read_text())
         assert record["status"] == "done" and record["frames"] == 6
         assert len(list(iter_frames(folder / "result.mp4"))) == 6
-    assert not list(out.rglob(".*.tmp*")), "no temporary files left"
+    assert not list(out.rglob("*.partial*")), "no temporary files left"
     report = (out / "report.csv").read_text().splitlines()
     assert report[0].startswith("key,backend,reference,driving,status") and len(report) == 5
     assert (out / "contact_warp.png").is_file()
@@ -255,3 +257,28 @@ def test_each_job_gets_its_figures_in_eval_json_and_the_report(
     assert figures["point_tracking.frames_without_face"]["value"] == 10
     columns = (tmp_path / "out" / "report.csv").read_text().splitlines()[0].split(",")
     assert "eval.anatomy.violations" in columns and "eval.point_tracking.nme" in columns
+
+
+def test_ctrl_c_stops_cleanly_and_a_rerun_continues(
+    inputs: Path, tmp_path: Path, faulty_plugin: None
+) -> None:
+    """SIGINT to ``faceshot batch`` mid-batch: exit 130, no partial file, the rerun finishes."""
+    jobs = grid_file(tmp_path, "slow.yaml", "\n".join(
+        ["jobs:"] + [f"  - {{reference: {inputs}/{ref}.png, landmarks: {inputs}/{ref}.json, "
+                     f"driving: {inputs}/{clip}.mp4, backend: faulty, options: {{delay: 0.25}}}}"
+                     for ref in ("cat", "kitten") for clip in ("d1", "d2")]) + "\n")  # fmt: skip
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "faceshot", "batch", str(jobs), "-o", str(out),
+               "--workers", "1", "--no-eval", "--quiet"]  # fmt: skip
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(out.glob("faulty/*/job.json")):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    assert not list(out.rglob("*.partial*")), "no half-written file"
+    finished = [p for p in out.glob("faulty/*/job.json") if '"done"' in p.read_text()]
+    assert 1 <= len(finished) < 4
+    rerun = run_batch(jobs, out, executor=LocalExecutor(1), evaluate=False)
+    assert rerun.skipped == len(finished) and rerun.done == 4 and rerun.failed == 0
