@@ -183,11 +183,22 @@ class DlibDetector:
         self._offsets = box_offsets(self.ensemble, self.ensemble_spread)
         self._cnn: Any = None  # loaded on the first confirm()
         self._detector = self._dlib.get_frontal_face_detector()
-        self._predictor = self._dlib.shape_predictor(str(path))
+        self._shape_model: Any = None  # read on the first landmarks(): a cached video needs none
         # The last frame converted to grey, kept by identity: the tracker asks detect() and
         # landmarks() about the same frame, and holding the reference makes identity safe.
         self._grey_src: np.ndarray | None = None
         self._grey: np.ndarray | None = None
+
+    @property
+    def _predictor(self) -> Any:
+        """The 68-point shape predictor, read from its 100 MB file when first needed (0.7 s).
+
+        A driving video found in the detection cache, or a batch job reading it, then never pays
+        for it.
+        """
+        if self._shape_model is None:
+            self._shape_model = self._dlib.shape_predictor(str(self.model_path))
+        return self._shape_model
 
     # -----------------------------------------------------------------------------------------
 
