@@ -242,7 +242,7 @@ def test_run_warp_gives_a_playable_video(page: Any, tmp_path: Path) -> None:
     info = probe_video(clip)
     assert info.frame_count == 48 and (info.width, info.height) == even_size(451, 300)
     names = page.locator("#downloads").inner_text().replace("\n", "")
-    for name in ("character.mp4", "character_landmarks.npz", "character.json"):
+    for name in ("cat.mp4", "cat_landmarks.npz", "cat.json"):  # named after the demo cat
         assert name in names
 
 

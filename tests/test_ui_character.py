@@ -408,7 +408,7 @@ def test_export_refusals(tmp_path: Path, cat: np.ndarray, cat_state: EditorState
 
 def test_save_for_run(tmp_path: Path, cat: np.ndarray, cat_state: EditorState) -> None:
     path = chars.save_for_run(cat_state, tmp_path)
-    assert path == tmp_path / chars.CHARACTER_LANDMARKS
+    assert path == tmp_path / "character.json"
     face = load_face(path)
     assert face.image_size == CAT_SIZE
     np.testing.assert_allclose(face.points, cat_state.points_array(), atol=1e-9)

@@ -482,7 +482,9 @@ def test_handlers_run_wires_the_editor_and_the_cache_into_run_job(
                 request, progress)  # type: ignore[arg-type]  # fmt: skip
     (call,) = calls
     assert call["character"] == session / CHARACTER_IMAGE
-    assert call["landmarks"] == session / "character.json" and call["landmarks"].is_file()
+    # the demo cat's files are named after it
+    assert call["landmarks"] == session / "cat.json" and call["landmarks"].is_file()
+    assert call["name"] == "cat"
     assert call["driving"] == tmp_path / "clip.mp4"
     assert call["folder"].parent == session and call["folder"].name.startswith("run-")
     assert call["folder"].is_dir() and not any(call["folder"].iterdir())
@@ -493,7 +495,7 @@ def test_handlers_run_wires_the_editor_and_the_cache_into_run_job(
     assert shown == [{"desc": "waiting for the GPU (2 job(s) ahead)"}]
     folder = call["folder"]
     files = [str(folder / "character.mp4"), str(folder / "character_landmarks.npz"),
-             str(session / "character.json")]  # fmt: skip
+             str(session / "cat.json")]  # fmt: skip
     assert out == (
         str(folder / "character.mp4"), str(folder / "character_compare.mp4"), files,
         "4 frames at 24 fps by **warp** on cpu in 1.2 s",

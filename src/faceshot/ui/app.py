@@ -182,7 +182,8 @@ class Handlers:
     ) -> tuple[str, str, list[str], str]:
         """``faceshot.run`` on the editor's points; the videos, downloads and a summary line."""
         folder = self.folder(request)
-        landmarks = chars.save_for_run(EditorState.from_json(value), folder)
+        state = EditorState.from_json(value)
+        landmarks = chars.save_for_run(state, folder)
         if not driving:
             raise UploadError("choose a driving video first (upload one or use the demo clip)")
         cfg = settings.model_copy(update={"cache_dir": self.workspace.shared() / "driving-cache"})
@@ -193,7 +194,7 @@ class Handlers:
         result = run_job(
             folder / chars.CHARACTER_IMAGE, landmarks, Path(driving),
             self.workspace.new_run_folder(request.session_hash), settings=cfg, options=options,
-            gpu=self.gpu, progress=progress_sink(progress), waiting=waiting,
+            gpu=self.gpu, progress=progress_sink(progress), waiting=waiting, name=state.name,
         )  # fmt: skip
         files = [str(result.output), str(result.landmarks_file), str(landmarks)]
         summary = (

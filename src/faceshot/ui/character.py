@@ -27,8 +27,7 @@ from faceshot_core.images import load_image, save_image
 from faceshot_core.landmark_files import load_face, save_landmarks
 from faceshot_core.sample_data import chelsea, chelsea_landmarks
 
-CHARACTER_IMAGE = "character.png"
-CHARACTER_LANDMARKS = "character.json"
+CHARACTER_IMAGE = "character.png"  # the session's copy; downloads are named after the upload
 EXPORT_FORMATS = {
     "faceshot JSON (.json)": ".json",
     "NumPy (.npy)": ".npy",
@@ -43,14 +42,14 @@ def load_character(upload: str | None, folder: Path, limits: UploadLimits) -> Ed
     with named_as_uploaded(path):
         image = load_image(path)
     save_image(folder / CHARACTER_IMAGE, image)
-    return state_for_image(image)
+    return state_for_image(image, name=path.stem)
 
 
 def demo_character(folder: Path) -> EditorState:
     """scikit-image's cat with the landmarks the faceshot developers placed by hand."""
     image = chelsea()
     save_image(folder / CHARACTER_IMAGE, image)
-    return state_for_image(image, chelsea_landmarks().points)
+    return state_for_image(image, chelsea_landmarks().points, name="cat")
 
 
 def character_image(folder: Path) -> np.ndarray:
@@ -119,14 +118,14 @@ def export_landmarks(state: EditorState, folder: Path, format_name: str) -> Path
     if suffix is None:
         raise InvalidLandmarksError(f"unknown landmark format {format_name!r}")
     face = state.landmarks()
-    out = folder / "export" / Path(CHARACTER_LANDMARKS).with_suffix(suffix).name
+    out = folder / "export" / f"{state.name}{suffix}"
     out.parent.mkdir(exist_ok=True)
     return save_landmarks(out, face)
 
 
 def save_for_run(state: EditorState, folder: Path) -> Path:
     """The points a run uses, written next to the character image."""
-    return save_landmarks(folder / CHARACTER_LANDMARKS, state.landmarks())
+    return save_landmarks(folder / f"{state.name}.json", state.landmarks())
 
 
 def record(history: EditHistory, state: EditorState) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from typing import Any, Literal
@@ -35,6 +36,13 @@ DISPLAY_SIDE = 1600
 JPEG_QUALITY = 90
 
 Mode = Literal["edit", "anchors"]
+DEFAULT_NAME = "character"
+
+
+def safe_name(stem: str) -> str:
+    """A file-name stem from an upload's name: letters, digits, ``-`` and ``_``, 60 at most."""
+    cleaned = re.sub(r"[^A-Za-z0-9_-]+", "_", stem).strip("_")[:60]
+    return cleaned or DEFAULT_NAME
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,7 @@ class EditorState:
     """What the page shows: the image, its size, the points (or none yet) and the mode."""
 
     image: str = ""  # data URL of the display copy
+    name: str = DEFAULT_NAME  # the uploaded file's stem: what the downloads are called
     width: int = 0
     height: int = 0
     points: list[list[float]] | None = None
@@ -100,6 +109,7 @@ class EditorState:
             mode: Mode = "anchors" if raw.get("mode") == "anchors" else "edit"
             return cls(
                 image=str(raw.get("image") or ""),
+                name=safe_name(str(raw.get("name") or DEFAULT_NAME)),
                 width=int(raw.get("width") or 0),
                 height=int(raw.get("height") or 0),
                 points=points,
@@ -124,10 +134,12 @@ def display_url(image: np.ndarray) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def state_for_image(image: np.ndarray, points: np.ndarray | None = None) -> EditorState:
+def state_for_image(
+    image: np.ndarray, points: np.ndarray | None = None, name: str = DEFAULT_NAME
+) -> EditorState:
     """A fresh editor on ``image`` (RGB uint8), with ``points`` when they are known."""
     height, width = image.shape[:2]
-    state = EditorState(image=display_url(image), width=width, height=height)
+    state = EditorState(image=display_url(image), name=safe_name(name), width=width, height=height)
     return state.with_points(points)
 
 

@@ -101,9 +101,10 @@ def run_job(
     gpu: GpuQueue,
     progress: ProgressSink | None = None,
     waiting: Callable[[int], None] | None = None,
+    name: str | None = None,
 ) -> RunResult:
-    """One ``faceshot.run`` into ``folder``; GPU runs wait for their turn in ``gpu``."""
-    output = folder / f"{character.stem}.mp4"
+    """One ``faceshot.run`` into ``folder`` as ``<name>.mp4``; GPU runs wait in ``gpu``."""
+    output = folder / f"{name or character.stem}.mp4"
     if backend_device(settings.backend, settings.device) == "cpu":
         return _run(character, driving, output, landmarks, settings, options, progress)
     with gpu.turn(on_wait=waiting):
