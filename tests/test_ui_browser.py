@@ -226,6 +226,7 @@ def test_run_warp_gives_a_playable_video(page: Any, tmp_path: Path) -> None:
     wait_points(page)
     page.click("#demo-clip")
     page.get_by_text(re.compile(r"48 frames at 24 fps")).wait_for()
+    page.locator("#measure input").check()
     page.click("#run")
     video = page.locator("#result-video video")
     video.wait_for()
@@ -233,6 +234,9 @@ def test_run_warp_gives_a_playable_video(page: Any, tmp_path: Path) -> None:
         "() => { const v = document.querySelector('#result-video video');"
         " return v && v.readyState >= 1 && v.duration > 1.5 && v.videoWidth > 0; }"
     )
+    figures = page.locator("#run-figures")
+    sync_api.expect(figures).to_contain_text("anatomy", timeout=TIMEOUT_MS)
+    sync_api.expect(figures).to_contain_text("not measured")  # dlib finds no cat
     shot(page, "04-result")
     assert page.get_by_text(re.compile(r"48 frames at 24 fps by warp")).count() == 1
     response = page.request.get(video.get_attribute("src"))

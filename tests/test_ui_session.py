@@ -498,7 +498,7 @@ def test_handlers_run_wires_the_editor_and_the_cache_into_run_job(
              str(session / "cat.json")]  # fmt: skip
     assert out == (
         str(folder / "character.mp4"), str(folder / "character_compare.mp4"), files,
-        "4 frames at 24 fps by **warp** on cpu in 1.2 s",
+        "4 frames at 24 fps by **warp** on cpu in 1.2 s", "",
     )  # fmt: skip
     h.run(value, str(tmp_path / "clip.mp4"), settings, {}, request, progress)  # type: ignore[arg-type]
     assert calls[1]["folder"] != folder  # earlier results stay playable

@@ -27,7 +27,13 @@ from faceshot.ui.controls import (
 )
 from faceshot.ui.editor import EditorState, landmark_editor
 from faceshot.ui.landmark_editing import EditHistory
-from faceshot.ui.session_run import demo_clip, driving_upload, preview_driving, run_job
+from faceshot.ui.session_run import (
+    demo_clip,
+    driving_upload,
+    measure,
+    preview_driving,
+    run_job,
+)
 from faceshot.ui.workspace import (
     IMAGE_SUFFIXES,
     LANDMARK_SUFFIXES,
@@ -179,8 +185,10 @@ class Handlers:
         options: dict[str, Any],
         request: gr.Request,
         progress: gr.Progress,
-    ) -> tuple[str, str, list[str], str]:
-        """``faceshot.run`` on the editor's points; the videos, downloads and a summary line."""
+        measure_result: bool = False,
+    ) -> tuple[str, str, list[str], str, str]:
+        """``faceshot.run`` on the editor's points: the videos, downloads, a summary line and,
+        when asked, the result's figures (``faceshot eval``)."""
         folder = self.folder(request)
         state = EditorState.from_json(value)
         landmarks = chars.save_for_run(state, folder)
@@ -201,7 +209,11 @@ class Handlers:
             f"{result.frames} frames at {result.fps:g} fps by **{result.backend}** on "
             f"{result.device} in {result.timings.get('total', 0.0):.1f} s"
         )
-        return str(result.output), str(result.compare), files, summary
+        figures = ""
+        if measure_result:
+            progress(None, desc="measuring the result")
+            figures = measure(result, folder / chars.CHARACTER_IMAGE, result.output.parent)
+        return str(result.output), str(result.compare), files, summary, figures
 
 
 def build_app(
@@ -283,7 +295,12 @@ def build_app(
             def _options(name: str) -> None:
                 render_options(name, options_state)
 
-        run_btn = gr.Button("Run", variant="primary", elem_id="run")
+        with gr.Row():
+            run_btn = gr.Button("Run", variant="primary", elem_id="run", scale=4)
+            measure_box = gr.Checkbox(
+                label="Measure the result (faceshot eval)", value=False, elem_id="measure",
+                scale=1, info="point tracking, anatomy, motion, stability, identity",
+            )  # fmt: skip
         with gr.Row():
             result_video = gr.Video(label="Result", interactive=False, elem_id="result-video")
             compare_video = gr.Video(
@@ -293,6 +310,7 @@ def build_app(
             label="Downloads", file_count="multiple", elem_id="downloads", height=160
         )
         run_summary = gr.Markdown(elem_id="run-summary")
+        run_figures = gr.Markdown(elem_id="run-figures")
 
         edit_out = [editor, history]
         # a drop zone hands its file over and empties (the editor or the preview shows it),
@@ -324,11 +342,11 @@ def build_app(
         ) -> Any:
             settings = motion.settings(data[backend], [data[c] for c in motion.inputs])
             return h.run(data[editor], data[driving_path], settings, data[options_state],
-                         request, progress)  # fmt: skip
+                         request, progress, data[measure_box])  # fmt: skip
 
-        run_inputs = {editor, driving_path, backend, options_state, *motion.inputs}
+        run_inputs = {editor, driving_path, backend, options_state, measure_box, *motion.inputs}
         run_btn.click(
-            run, run_inputs, [result_video, compare_video, downloads, run_summary],
+            run, run_inputs, [result_video, compare_video, downloads, run_summary, run_figures],
             concurrency_limit=run_slots, concurrency_id="run",
         )  # fmt: skip
 

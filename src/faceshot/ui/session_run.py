@@ -21,6 +21,7 @@ from faceshot.ui.workspace import GpuQueue, UploadLimits, check_upload, named_as
 from faceshot_backends.loading import resolve_runtime
 from faceshot_backends.registry import get_backend
 from faceshot_core.detection.choice import FaceChoice
+from faceshot_core.landmark_files import save_landmarks
 from faceshot_core.landmarks import DEFAULT_FPS, LandmarkSequence
 from faceshot_core.progress import ProgressSink
 from faceshot_core.render import overlay_frames
@@ -28,6 +29,7 @@ from faceshot_core.video import iter_frames, probe_video, write_video
 
 DEMO_CLIP = "demo_driving.mp4"
 DEMO_FRAMES = 48
+BETTER = {"lower is better": "lower", "higher is better": "higher"}
 _demo_lock = threading.Lock()
 
 
@@ -124,3 +126,29 @@ def _run(
                                       "overwrite": True})  # fmt: skip
     return run(character, driving, output=output, options=options, settings=cfg,
                progress=progress)  # fmt: skip
+
+
+def measure(result: RunResult, reference: Path, folder: Path) -> str:
+    """``faceshot eval`` of a run as a Markdown table (the page shows it under the videos).
+
+    The driving landmarks the run used are saved next to the result, so nothing is detected
+    twice; what cannot be measured (no face found on a cartoon, no CLIP encoder on disk) keeps
+    its row, with the reason.
+    """
+    from faceshot.evaluation import evaluate
+
+    driving = save_landmarks(folder / "driving_landmarks.npz", result.driving)
+    report = evaluate(result.output, result.landmarks_file, driving=driving, reference=reference)
+    lines = ["| figure | value | unit | better |", "|---|---|---|---|"]
+    notes = []
+    for figure in report.figures:
+        shown = figure.shown()
+        if figure.not_measured:
+            notes.append(f"{figure.label}: {figure.not_measured}")
+            shown = f"not measured ({len(notes)})"
+        better = {"lower is better": "lower", "higher is better": "higher"}.get(
+            figure.direction, ""
+        )
+        lines.append(f"| {figure.label} | {shown} | {figure.unit} | {better} |")
+    lines += [""] + [f"- ({n}) {note}" for n, note in enumerate(notes, 1)]
+    return "\n".join(lines)
