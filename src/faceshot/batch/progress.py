@@ -30,7 +30,7 @@ class BatchProgress:
             TextColumn("[bold]batch"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.description}"), TimeRemainingColumn(),
         )  # fmt: skip
-        self.task = self.bar.add_task(self._summary(), total=max(total, 1))
+        self.task = self.bar.add_task(self._summary(), total=total)
 
     def _summary(self) -> str:
         remaining = self.total - self.done - self.failed
