@@ -97,8 +97,8 @@ def batch(
             say=lambda line: say(line, quiet=quiet),
         )
     say(
-        f"{result.done} done, {result.failed} failed, {result.skipped} skipped (finished "
-        f"earlier) of {result.total}; report: {result.report_csv}",
+        f"{result.done} of {result.total} jobs done ({result.skipped} of them in an earlier run), "
+        f"{result.failed} failed; report: {result.report_csv}",
         quiet=quiet,
     )
     if result.failed:
