@@ -93,12 +93,13 @@ def middle_frame(video: Path) -> np.ndarray | None:
 
 def _cell(frame: np.ndarray | None, label: str, width: int) -> np.ndarray:
     cell = np.full((CELL_HEIGHT + LABEL_HEIGHT, width, 3), 32, dtype=np.uint8)
-    if frame is not None:
+    if frame is not None:  # fitted inside the cell, never cropped
         h, w = frame.shape[:2]
-        scaled = cv2.resize(frame, (max(1, round(w * CELL_HEIGHT / h)), CELL_HEIGHT),
-                            interpolation=cv2.INTER_AREA)  # fmt: skip
-        x = max(0, (width - scaled.shape[1]) // 2)
-        cell[LABEL_HEIGHT:, x : x + min(width, scaled.shape[1])] = scaled[:, :width]
+        scale = min(CELL_HEIGHT / h, width / w)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        scaled = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+        x, y = (width - size[0]) // 2, LABEL_HEIGHT + (CELL_HEIGHT - size[1]) // 2
+        cell[y : y + size[1], x : x + size[0]] = scaled
     cv2.putText(cell, label[:40], (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (230, 230, 230), 1,
                 cv2.LINE_AA)  # fmt: skip
     return cell
