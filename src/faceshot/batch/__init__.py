@@ -61,7 +61,11 @@ def check_backends(jobs: list[Job]) -> None:
 def detect_drivings(
     jobs: list[PlannedJob], cache_dir: Path, sink: Callable[[str], None] | None = None
 ) -> dict[str, dict[str, Any]]:
-    """Detect each driving clip once (into the cache every job reads); failures by job key."""
+    """Detect each driving clip once (into the cache every job reads); failures by job key.
+
+    A job whose clip cannot be read or shows no face gets its failed record here: it never
+    reaches a worker.
+    """
     failures: dict[str, dict[str, Any]] = {}
     done: dict[tuple[str, str, str], str | None] = {}
     for planned in jobs:
@@ -79,6 +83,7 @@ def detect_drivings(
         error = done[key]
         if error is not None:
             failures[planned.key] = outcome(planned, "failed", kind="user", error=error)
+            planned.write_record("failed", kind="user", error=error)
     return failures
 
 
@@ -110,9 +115,6 @@ def run_batch(
     todo = [p for p in planned if not p.is_done()]
     cache_dir = out / CACHE / "driving"
     failures = detect_drivings(todo, cache_dir, say)
-    for key, result in failures.items():
-        next(p for p in todo if p.key == key).write_record("failed", kind="user",
-                                                           error=result["error"])  # fmt: skip
     runnable = [p for p in todo if p.key not in failures]
     display = on_plan(len(todo), len(planned) - len(todo)) if on_plan else None
 

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from faceshot.batch.plan import EVAL, PlannedJob
-from faceshot.pipeline import load_driving
 from faceshot.runner import load_animator, run
 from faceshot_backends.contract import Animator
 from faceshot_core.atomic import atomic_output
 from faceshot_core.errors import FaceshotUserError
 from faceshot_core.landmark_files import save_landmarks
+from faceshot_core.landmarks import LandmarkSequence
 
 logger = logging.getLogger("faceshot.batch")
 
@@ -95,17 +95,18 @@ class JobRunner:
         }  # fmt: skip
         if self.config.evaluate:
             t = time.perf_counter()
-            fields["eval"] = self._evaluate(planned, cfg.detector, cfg.smoothing, cfg.face)
+            fields["eval"] = self._evaluate(planned, result.driving, cfg.detector)
             fields["timings"]["eval"] = time.perf_counter() - t
         return fields
 
-    def _evaluate(self, planned: PlannedJob, detector: str, smoothing: Any, face: Any) -> Any:
-        """The job's figures (``faceshot eval``), also written to ``eval.json``."""
+    def _evaluate(self, planned: PlannedJob, driving: LandmarkSequence, detector: str) -> Any:
+        """The job's figures (``faceshot eval``), also written to ``eval.json``.
+
+        ``driving`` is the motion the run used (as long as the result), saved beside it.
+        """
         from faceshot.evaluation import evaluate
 
         job, folder = planned.job, planned.folder
-        driving = load_driving(job.driving, detector=detector, smoothing=smoothing, face=face,
-                               cache_dir=self.config.cache_dir)  # fmt: skip
         driving_file = save_landmarks(folder / DRIVING_LANDMARKS, driving)
         report = evaluate(planned.result, planned.landmarks, driving=driving_file,
                           reference=job.reference, detector=detector)  # fmt: skip

@@ -172,7 +172,7 @@ class Handlers:
         self, video: Path, request: gr.Request, progress: gr.Progress
     ) -> tuple[str, str, str]:
         preview = preview_driving(
-            video, self.folder(request), cache_dir=self.workspace.shared() / "driving-cache",
+            video, self.folder(request), cache_dir=self.workspace.driving_cache(),
             progress=progress_sink(progress),
         )  # fmt: skip
         return str(preview.video), str(preview.overlay), preview.summary
@@ -194,7 +194,7 @@ class Handlers:
         landmarks = chars.save_for_run(state, folder)
         if not driving:
             raise UploadError("choose a driving video first (upload one or use the demo clip)")
-        cfg = settings.model_copy(update={"cache_dir": self.workspace.shared() / "driving-cache"})
+        cfg = settings.model_copy(update={"cache_dir": self.workspace.driving_cache()})
 
         def waiting(ahead: int) -> None:
             progress(None, desc=f"waiting for the GPU ({ahead} job(s) ahead)")

@@ -146,9 +146,7 @@ def measure(result: RunResult, reference: Path, folder: Path) -> str:
         if figure.not_measured:
             notes.append(f"{figure.label}: {figure.not_measured}")
             shown = f"not measured ({len(notes)})"
-        better = {"lower is better": "lower", "higher is better": "higher"}.get(
-            figure.direction, ""
-        )
+        better = BETTER.get(figure.direction, "")
         lines.append(f"| {figure.label} | {shown} | {figure.unit} | {better} |")
     lines += [""] + [f"- ({n}) {note}" for n, note in enumerate(notes, 1)]
     return "\n".join(lines)

@@ -88,10 +88,15 @@ class Workspace:
         self._lock = threading.Lock()
         self._runs = 0
 
+    @staticmethod
+    def _session_name(session_id: str | None) -> str:
+        """A session's id with only letters, digits, ``-`` and ``_``: nothing in it can climb
+        out of the sessions folder (empty when nothing is left)."""
+        return "".join(ch for ch in (session_id or "") if ch.isalnum() or ch in "-_")
+
     def session(self, session_id: str | None) -> Path:
         """The folder of one browser session (created on first use)."""
-        name = "".join(ch for ch in (session_id or "anonymous") if ch.isalnum() or ch in "-_")
-        folder = self.root / "sessions" / (name or "anonymous")
+        folder = self.root / "sessions" / (self._session_name(session_id) or "anonymous")
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
@@ -110,9 +115,13 @@ class Workspace:
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
+    def driving_cache(self) -> Path:
+        """The driving-landmark cache the previews fill and the runs read."""
+        return self.shared() / "driving-cache"
+
     def end_session(self, session_id: str | None) -> None:
         """Remove a session's folder (the page was closed)."""
-        name = "".join(ch for ch in (session_id or "") if ch.isalnum() or ch in "-_")
+        name = self._session_name(session_id)
         if name:
             shutil.rmtree(self.root / "sessions" / name, ignore_errors=True)
 
